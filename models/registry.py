@@ -1,0 +1,359 @@
+"""The one list of pretrained models the lab uses, and how their weights are found.
+
+Every model a page may load is described once here by a :class:`ModelSpec`: where its
+weights come from, the file name they are stored under, their size and checksum (where
+the publisher gives one) and what the model predicts. Loading follows one rule:
+
+1. look in the weights folder (env ``CVLAB_WEIGHTS``, default ``./weights``);
+2. otherwise download the file into that folder (with a checksum check where known);
+3. offline, raise :class:`WeightsUnavailable`, whose message says how to fix it.
+
+Two kinds of file exist: torchvision state dicts (loaded with ``weights_only=True``)
+and Ultralytics checkpoints (a pickled model, so they are only ever loaded from this
+registry's own file names in the weights folder, never from a user upload). The
+project's own small models ("trained" source) are built on this machine from the
+synthetic shapes data instead of being downloaded.
+
+Nothing heavy is imported at module import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+from core.coco import COCO80
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Progress = Callable[[float, str], None]
+
+_ULTRA = "https://github.com/ultralytics/assets/releases/download/v8.3.0/"
+_TV = "https://download.pytorch.org/models/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """One pretrained model: its identity, where its weights live, what it predicts."""
+
+    name: str
+    title: str
+    task: Literal["detect", "segment", "classify", "semantic"]
+    source: Literal["ultralytics", "torchvision", "trained"]
+    file: str
+    url: str | None
+    size_mb: float
+    sha256: str | None = None  # full SHA-256 where the publisher gives one
+    hash_prefix: str | None = None  # torchvision's short hash in the file name
+    categories: tuple[str, ...] | None = None  # None: read from torchvision's weights meta
+    tv_builder: str | None = None  # torchvision.models builder, e.g. "detection.fasterrcnn..."
+    tv_weights: str | None = None  # e.g. "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1"
+    input_size: int = 640
+    stages: Literal["one-stage", "two-stage", "n/a"] = "n/a"
+    notes: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def path(self) -> Path:
+        return weights_dir() / self.file
+
+    def is_present(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights of a registered model are not on disk and could not be downloaded."""
+
+    def __init__(self, spec: ModelSpec, reason: str):
+        self.spec = spec
+        self.reason = reason
+        super().__init__(
+            f"{spec.title} weights ({spec.file}, {spec.size_mb:.0f} MB) are not in "
+            f"{weights_dir()} and could not be downloaded: {reason}. "
+            f"Fix: on a machine with internet run `python -m models.prefetch --only "
+            f"{spec.name}`, or download {spec.url} and put it at {spec.path} "
+            f"(set CVLAB_WEIGHTS to use another folder)."
+        )
+
+
+class ChecksumMismatch(RuntimeError):
+    """A downloaded file does not have the published checksum (it was removed)."""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            name="yolo11n",
+            title="YOLO11n (COCO detection)",
+            task="detect",
+            source="ultralytics",
+            file="yolo11n.pt",
+            url=_ULTRA + "yolo11n.pt",
+            size_mb=5.4,
+            categories=COCO80,
+            stages="one-stage",
+            notes="Anchor-free one-stage detector, 2.6 M parameters, 640 px input.",
+        ),
+        ModelSpec(
+            name="yolo11n-seg",
+            title="YOLO11n-seg (COCO instance segmentation)",
+            task="segment",
+            source="ultralytics",
+            file="yolo11n-seg.pt",
+            url=_ULTRA + "yolo11n-seg.pt",
+            size_mb=5.9,
+            categories=COCO80,
+            stages="one-stage",
+        ),
+        ModelSpec(
+            name="fasterrcnn_mobilenet_v3_large_fpn",
+            title="Faster R-CNN MobileNetV3-Large FPN (COCO detection)",
+            task="detect",
+            source="torchvision",
+            file="fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+            url=_TV + "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+            size_mb=74.2,
+            hash_prefix="fb6a3cc7",
+            tv_builder="detection.fasterrcnn_mobilenet_v3_large_fpn",
+            tv_weights="FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1",
+            input_size=800,
+            stages="two-stage",
+            notes="Region proposals (RPN) then per-region classification, 19 M parameters.",
+        ),
+        ModelSpec(
+            name="maskrcnn_resnet50_fpn_v2",
+            title="Mask R-CNN ResNet-50 FPN v2 (COCO instance segmentation)",
+            task="segment",
+            source="torchvision",
+            file="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+            url=_TV + "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+            size_mb=177.6,
+            hash_prefix="73cbd019",
+            tv_builder="detection.maskrcnn_resnet50_fpn_v2",
+            tv_weights="MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
+            input_size=800,
+            stages="two-stage",
+        ),
+        ModelSpec(
+            name="deeplabv3_mobilenet_v3_large",
+            title="DeepLabV3 MobileNetV3-Large (semantic segmentation, VOC classes)",
+            task="semantic",
+            source="torchvision",
+            file="deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+            url=_TV + "deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+            size_mb=42.3,
+            hash_prefix="fc3c493d",
+            tv_builder="segmentation.deeplabv3_mobilenet_v3_large",
+            tv_weights="DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1",
+            input_size=520,
+        ),
+        ModelSpec(
+            name="resnet18",
+            title="ResNet-18 (ImageNet classification)",
+            task="classify",
+            source="torchvision",
+            file="resnet18-f37072fd.pth",
+            url=_TV + "resnet18-f37072fd.pth",
+            size_mb=44.7,
+            hash_prefix="f37072fd",
+            tv_builder="resnet18",
+            tv_weights="ResNet18_Weights.IMAGENET1K_V1",
+            input_size=224,
+        ),
+        ModelSpec(
+            name="mobilenet_v3_large",
+            title="MobileNetV3-Large (ImageNet classification)",
+            task="classify",
+            source="torchvision",
+            file="mobilenet_v3_large-8738ca79.pth",
+            url=_TV + "mobilenet_v3_large-8738ca79.pth",
+            size_mb=21.1,
+            hash_prefix="8738ca79",
+            tv_builder="mobilenet_v3_large",
+            tv_weights="MobileNet_V3_Large_Weights.IMAGENET1K_V1",
+            input_size=224,
+        ),
+        ModelSpec(
+            name="shapes-cnn",
+            title="Shapes CNN (trained here on synthetic shapes)",
+            task="classify",
+            source="trained",
+            file="trained/shapes_cnn.pt",
+            url=None,
+            size_mb=0.1,
+            input_size=64,
+            notes="Offline fallback classifier, trained in seconds on this machine.",
+        ),
+        ModelSpec(
+            name="shapes-yolo",
+            title="Shapes YOLO (YOLO11n architecture trained here on synthetic scenes)",
+            task="detect",
+            source="trained",
+            file="trained/shapes_yolo.pt",
+            url=None,
+            size_mb=5.5,
+            input_size=320,
+            stages="one-stage",
+            notes="Offline fallback detector: yolo11n.yaml trained from scratch on shapes.",
+        ),
+    )
+}
+
+
+def weights_dir() -> Path:
+    """Folder that holds downloaded weights (env CVLAB_WEIGHTS, default ./weights)."""
+    return Path(os.environ.get("CVLAB_WEIGHTS", REPO_ROOT / "weights")).expanduser()
+
+
+def trained_dir() -> Path:
+    """Folder for the models this project trains itself (created on demand)."""
+    path = weights_dir() / "trained"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}") from None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(spec: ModelSpec, path: Path | None = None) -> bool | None:
+    """True/False when a checksum is known for the file, None when none is published."""
+    path = path or spec.path
+    if spec.sha256:
+        return sha256_of(path) == spec.sha256
+    if spec.hash_prefix:
+        return sha256_of(path).startswith(spec.hash_prefix)
+    return None
+
+
+def _download(url: str, dest: Path, progress: Progress | None, timeout: float) -> None:
+    """Stream ``url`` into ``dest`` atomically (temp file in the same folder, then rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while block := resp.read(1 << 16):
+                out.write(block)
+                done += len(block)
+                if progress and total:
+                    progress(done / total, f"{dest.name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def ensure_weights(name: str, *, progress: Progress | None = None, timeout: float = 20.0) -> Path:
+    """Path to the weights of ``name``: local file, else download; raises WeightsUnavailable."""
+    spec = get_spec(name)
+    if spec.is_present():
+        return spec.path
+    if spec.source == "trained" or not spec.url:
+        raise WeightsUnavailable(spec, "it is trained by this project, not downloaded")
+    if os.environ.get("CVLAB_OFFLINE") == "1":
+        raise WeightsUnavailable(spec, "downloads are disabled (CVLAB_OFFLINE=1)")
+    try:
+        _download(spec.url, spec.path, progress, timeout)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise WeightsUnavailable(spec, f"download failed ({exc.__class__.__name__}: {exc})") from exc
+    if verify(spec) is False:
+        spec.path.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{spec.file}: checksum does not match the published one; removed.")
+    return spec.path
+
+
+def status() -> list[dict]:
+    """One row per registered model: present or not, size on disk (cheap, no hashing)."""
+    rows = []
+    for spec in REGISTRY.values():
+        present = spec.is_present()
+        rows.append(
+            {
+                "name": spec.name,
+                "title": spec.title,
+                "source": spec.source,
+                "file": spec.file,
+                "present": present,
+                "size_mb": round(spec.path.stat().st_size / 1e6, 1) if present else spec.size_mb,
+            }
+        )
+    return rows
+
+
+def _torchvision_weights(spec: ModelSpec):
+    import torchvision.models as tvm
+
+    enum_name, member = spec.tv_weights.split(".")
+    module = tvm
+    if spec.tv_builder.startswith("detection."):
+        module = tvm.detection
+    elif spec.tv_builder.startswith("segmentation."):
+        module = tvm.segmentation
+    return getattr(getattr(module, enum_name), member)
+
+
+def categories(name: str) -> tuple[str, ...]:
+    """Class names of a model (torchvision's weights meta is the source where it applies)."""
+    spec = get_spec(name)
+    if spec.categories is not None:
+        return spec.categories
+    if spec.source == "torchvision":
+        return tuple(_torchvision_weights(spec).meta["categories"])
+    from core.shapes import SHAPE_CLASSES
+
+    return tuple(SHAPE_CLASSES)
+
+
+def build_torchvision(name: str, *, progress: Progress | None = None, **overrides):
+    """Build a torchvision model with its registered weights (weights_only load), eval mode."""
+    import torch
+    import torchvision.models as tvm
+
+    spec = get_spec(name)
+    path = ensure_weights(name, progress=progress)
+    builder = tvm
+    for part in spec.tv_builder.split("."):
+        builder = getattr(builder, part)
+    n_classes = len(categories(name))
+    kwargs = dict(weights=None, num_classes=n_classes, **overrides)
+    if spec.task in ("detect", "segment", "semantic"):
+        kwargs["weights_backbone"] = None
+    if spec.task == "semantic":
+        kwargs["aux_loss"] = True
+    model = builder(**kwargs)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_ultralytics(name: str, *, progress: Progress | None = None):
+    """An ultralytics.YOLO for a registered checkpoint or the project's trained shapes YOLO."""
+    spec = get_spec(name)
+    if name == "shapes-yolo":
+        from models.shapes_yolo import load_or_train_shapes_yolo
+
+        return load_or_train_shapes_yolo(progress=progress)
+    path = ensure_weights(name, progress=progress)
+    from ultralytics import YOLO
+
+    return YOLO(str(path), task=spec.task)

@@ -1,0 +1,43 @@
+"""Shared fixtures. Tests are offline by design: CVLAB_OFFLINE=1 makes every missing
+weight file fail fast with the same message a user would see."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CVLAB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"
+COCO_YOLO = SHARED_WEIGHTS / "yolo11n_coco_test.pt"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def trained_shapes_yolo():
+    """The project's own shapes detector, trained once per machine into ./weights/trained."""
+    from models.shapes_yolo import load_or_train_shapes_yolo
+
+    return load_or_train_shapes_yolo()
+
+
+@pytest.fixture
+def coco_weights_dir(tmp_path, monkeypatch) -> Path:
+    """A weights folder holding the real COCO YOLO11n test weights as yolo11n.pt."""
+    if not COCO_YOLO.is_file():
+        pytest.skip(f"real test weights not present at {COCO_YOLO} (../shared/weights)")
+    (tmp_path / "yolo11n.pt").symlink_to(COCO_YOLO)
+    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+    return tmp_path
