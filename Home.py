@@ -1,0 +1,42 @@
+"""CV Interview Lab — Home: what the lab is, and every question with a link to its page."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from components.sidebar import lab_sidebar
+from core.topics import QUESTIONS, filter_questions, grouped, page_by_slug
+
+st.set_page_config(page_title="CV Interview Lab", page_icon="🔬", layout="wide")
+ROOT = Path(__file__).resolve().parent
+
+st.title("🔬 CV Interview Lab")
+st.markdown(
+    "Fifty computer-vision interview questions, each answered by a page that runs the idea "
+    "live on **your own photo**: real detectors, saliency maps, quantised models and small "
+    "networks trained in front of you. Pick an image in the sidebar (a sample, an upload or "
+    "your camera); it stays active on every page."
+)
+
+query = st.text_input("Search the questions", placeholder="e.g. anchor, quantization, q24, tracking occlusion")
+found = filter_questions(query)
+built = sum(1 for q in QUESTIONS if (ROOT / page_by_slug(q.page).file).exists())
+st.caption(f"{len(found)} of {len(QUESTIONS)} questions shown · {built} answered by a live page so far; "
+           "the others are listed without a link until their page exists.")
+
+for group, pages in grouped(found):
+    st.header(group, divider="gray")
+    for page, questions in pages:
+        if (ROOT / page.file).exists():
+            st.page_link(page.file, label=f"**{page.title}** — {page.blurb}", icon=page.icon)
+        else:
+            st.markdown(f"{page.icon} **{page.title}** *(page coming)* — {page.blurb}")
+        for q in questions:
+            st.markdown(f"&nbsp;&nbsp;&nbsp;&nbsp;**Q{q.number}.** {q.text}")
+if not found:
+    st.info("No question matches that search. Try fewer or shorter words.")
+
+# The sidebar comes last so the page text is on screen before torch is imported.
+ctx = lab_sidebar()
+st.divider()
+st.caption(f"Device in use: **{ctx.device.name}** (change it in the sidebar).")

@@ -1,0 +1,91 @@
+"""Cached model access for pages: bounded model cache, per-image result cache.
+
+* ``detector(name, device)`` — one loaded model per (name, device), at most
+  ``MAX_MODELS`` kept (least recently used evicted), shared by all sessions.
+* ``detect(name, device, image)`` — the detector's pre-NMS candidates for one image,
+  keyed by the image digest, so slider moves never rerun the network.
+* Weight files that are missing and cannot be downloaded raise ``WeightsUnavailable``;
+  the failure is remembered for a few minutes so an offline server does not retry a
+  download on every rerun.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from core.detection import Candidates
+from core.images import LabImage
+from models import registry
+
+MAX_MODELS = 4
+RETRY_AFTER_S = 300.0
+_failed: dict[str, tuple[float, registry.WeightsUnavailable]] = {}
+
+
+def check_available(name: str) -> registry.WeightsUnavailable | None:
+    """None if the model can be used (present, downloadable, or trainable here)."""
+    spec = registry.get_spec(name)
+    if spec.source == "trained" or spec.is_present():
+        return None
+    when, err = _failed.get(name, (0.0, None))
+    if err is not None and time.monotonic() - when < RETRY_AFTER_S:
+        return err
+    try:
+        with st.spinner(f"Downloading {spec.title} ({spec.size_mb:.0f} MB)…"):
+            registry.ensure_weights(name)
+    except registry.WeightsUnavailable as exc:
+        _failed[name] = (time.monotonic(), exc)
+        return exc
+    _failed.pop(name, None)
+    return None
+
+
+def ensure_trained(name: str) -> None:
+    """Train one of the project's own fallback models once, with a progress bar."""
+    spec = registry.get_spec(name)
+    if spec.source != "trained" or spec.is_present():
+        return
+    bar = st.progress(0.0, text=f"Training {spec.title} on synthetic data (first run only)…")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    if name == "shapes-yolo":
+        from models.shapes_yolo import load_or_train_shapes_yolo as train
+    else:
+        from models.shapes_cnn import load_or_train_shapes_cnn as train
+    train(progress=progress)
+    bar.empty()
+
+
+@st.cache_resource(max_entries=MAX_MODELS, show_spinner=False)
+def detector(name: str, device: str):
+    from models.detectors import load_detector
+
+    return load_detector(name, device=device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def detect(name: str, device: str, digest: str, _image: LabImage) -> Candidates:
+    """Pre-NMS candidates of ``name`` on the image whose digest is ``digest``."""
+    return detector(name, device).candidates(_image.work)
+
+
+def stages(name: str) -> str:
+    return registry.get_spec(name).stages
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def shapes_scene(seed: int, size: int = 320):
+    """A synthetic scene as a LabImage plus its true boxes (as Detections, score 1)."""
+    import numpy as np
+
+    from core.detection import Detections
+    from core.shapes import SHAPE_CLASSES, make_scene
+
+    scene = make_scene(seed, size=size)
+    image = LabImage.from_rgb(scene.image, name=f"shapes scene {seed}", source="synthetic")
+    truth = Detections(scene.boxes, np.ones(len(scene.labels), np.float32), scene.labels, tuple(SHAPE_CLASSES))
+    return image, truth

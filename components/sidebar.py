@@ -1,0 +1,148 @@
+"""The shared sidebar: one call at the top of every page.
+
+    ctx = lab_sidebar()          # -> LabContext(image=LabImage, device=DeviceInfo)
+
+It owns the session's active image (sample gallery, upload or camera), the compute
+device, and the sample image's mirror in the URL (``?img=coffee``). Canonical values live
+in plain session-state keys (``_lab.*``) so they survive page switches, which reset
+widget state; the widgets are re-seeded from them on every page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core import devices
+from core.imageio import ImageDecodeError
+from core.images import DEFAULT_SAMPLE, SAMPLES, LabImage, from_bytes, load_sample
+from core.params import Param, parse
+
+SOURCES = ("Sample photo", "Upload", "Camera")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
+IMG_PARAM = Param(default=DEFAULT_SAMPLE, kind=str, choices=tuple(SAMPLES))
+
+_IMAGE, _SAMPLE, _SOURCE, _DEVICE = "_lab.image", "_lab.sample", "_lab.source", "_lab.device"
+_ERROR, _SEEN = "_lab.error", "_lab.seen_file"
+
+
+@dataclass(frozen=True)
+class LabContext:
+    image: LabImage
+    device: devices.DeviceInfo
+
+
+@st.cache_resource(max_entries=len(SAMPLES), show_spinner=False)
+def _sample(name: str) -> LabImage:
+    return load_sample(name)
+
+
+@st.cache_resource(show_spinner=False)
+def _devices() -> dict[str, devices.DeviceInfo]:
+    return devices.available()
+
+
+def _init_state() -> None:
+    ss = st.session_state
+    if _SAMPLE not in ss:
+        name, notice = parse(st.query_params.get("img"), IMG_PARAM)
+        if notice:
+            st.toast(f"Link parameter `img`: {notice}", icon="🔗")
+        ss[_SAMPLE] = name
+    ss.setdefault(_SOURCE, SOURCES[0])
+    ss.setdefault(_DEVICE, "auto")
+    if _IMAGE not in ss:
+        ss[_IMAGE] = _sample(ss[_SAMPLE])
+
+
+def _copy(widget_key: str, canonical: str):
+    def cb():
+        st.session_state[canonical] = st.session_state[widget_key]
+
+    return cb
+
+
+def _take(file, source: str) -> None:
+    """Decode a new upload/camera shot; on failure keep the previous image and say why."""
+    if file is None or st.session_state.get(_SEEN) == file.file_id:
+        return
+    st.session_state[_SEEN] = file.file_id
+    try:
+        st.session_state[_IMAGE] = from_bytes(file.getvalue(), name=file.name, source=source)
+        st.session_state[_ERROR] = None
+    except ImageDecodeError as err:
+        st.session_state[_ERROR] = f"{file.name}: {err} The previous image stays active."
+
+
+def _image_section() -> LabImage:
+    ss = st.session_state
+    ss["lab.source"] = ss[_SOURCE]
+    source = st.radio(
+        "Image source", SOURCES, key="lab.source", horizontal=True, on_change=_copy("lab.source", _SOURCE)
+    )
+    if source == "Sample photo":
+        ss["lab.sample"] = ss[_SAMPLE]
+        st.selectbox(
+            "Sample",
+            list(SAMPLES),
+            key="lab.sample",
+            format_func=lambda k: SAMPLES[k][0],
+            on_change=_copy("lab.sample", _SAMPLE),
+        )
+        image = ss[_IMAGE]
+        if image.source != "sample" or image.name != ss[_SAMPLE]:
+            ss[_IMAGE] = _sample(ss[_SAMPLE])
+            ss[_ERROR] = None
+    elif source == "Upload":
+        _take(st.file_uploader("Your image", type=UPLOAD_TYPES, key="lab.upload"), "upload")
+    else:
+        _take(st.camera_input("Take a photo", key="lab.camera"), "camera")
+    if ss.get(_ERROR):
+        st.error(ss[_ERROR], icon="🖼️")
+    image = ss[_IMAGE]
+    if image.source == "sample":
+        st.query_params["img"] = image.name
+    elif "img" in st.query_params:
+        del st.query_params["img"]
+    w, h = image.original_size
+    st.image(image.display, width="stretch")
+    st.caption(f"Active: {image.title} · {w}×{h}")
+    for note in image.notes:
+        st.caption(note)
+    return image
+
+
+def _device_section() -> devices.DeviceInfo:
+    found = _devices()
+    ss = st.session_state
+    ss["lab.device"] = ss[_DEVICE]
+    choice = st.selectbox(
+        "Device",
+        devices.CHOICES,
+        key="lab.device",
+        format_func=lambda c: c if c == "auto" or c in found else f"{c} (not available)",
+        on_change=_copy("lab.device", _DEVICE),
+    )
+    resolved = devices.resolve(choice, found)
+    if resolved.notice:
+        st.warning(resolved.notice)
+    st.caption(f"Computing on **{resolved.device.name}**")
+    return resolved.device
+
+
+def lab_sidebar() -> LabContext:
+    """Render the shared sidebar and return the active image and device."""
+    _init_state()
+    with st.sidebar:
+        image = _image_section()
+        st.divider()
+        device = _device_section()
+    return LabContext(image=image, device=device)
+
+
+def current_device_name() -> str:
+    """The device the session would use (for Home), without rendering anything."""
+    _init_state()
+    found = _devices()
+    return devices.resolve(st.session_state[_DEVICE], found).device.name

@@ -1,0 +1,53 @@
+"""Shared page furniture: the header with the questions a page answers, its explanation
+and interview answer (from ``content/<slug>.md``), the "what to notice" footer, and the
+message shown when a model's weights are missing."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import streamlit as st
+
+from core.topics import page_by_slug, questions_for
+from models.registry import WeightsUnavailable
+
+CONTENT = Path(__file__).resolve().parent.parent / "content"
+SECTIONS = ("Explanation", "Interview answer", "What to notice")
+
+
+@lru_cache(maxsize=64)
+def page_text(slug: str) -> dict[str, str]:
+    """The ``## Section`` blocks of ``content/<slug>.md``."""
+    text = (CONTENT / f"{slug}.md").read_text(encoding="utf-8")
+    parts = re.split(r"^## +(.+?)\s*$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def page_header(slug: str) -> None:
+    page = page_by_slug(slug)
+    st.title(f"{page.icon} {page.title}")
+    for q in questions_for(slug):
+        st.markdown(f"**Q{q.number}.** {q.text}")
+    text = page_text(slug)
+    st.markdown(text["Explanation"])
+    with st.expander("Interview answer", icon="🎤"):
+        st.markdown(text["Interview answer"])
+
+
+def what_to_notice(slug: str) -> None:
+    st.subheader("What to notice")
+    st.markdown(page_text(slug)["What to notice"])
+
+
+def weights_missing(err: WeightsUnavailable) -> None:
+    spec = err.spec
+    st.warning(
+        f"**{spec.title} is not available here.** Its weights file `{spec.file}` "
+        f"({spec.size_mb:.0f} MB) is not in the weights folder and could not be downloaded "
+        f"({err.reason}).\n\nTo get it: on a machine with internet run "
+        f"`python -m models.prefetch --only {spec.name}`, or download {spec.url} into the "
+        f"weights folder (`CVLAB_WEIGHTS`, default `./weights`).",
+        icon="📦",
+    )
