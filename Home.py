@@ -25,14 +25,15 @@ st.caption(f"{len(found)} of {len(QUESTIONS)} questions shown · {built} answere
            "the others are listed without a link until their page exists.")
 
 for group, pages in grouped(found):
-    st.header(group, divider="gray")
+    st.subheader(group, divider="gray")
     for page, questions in pages:
-        if (ROOT / page.file).exists():
-            st.page_link(page.file, label=f"**{page.title}** — {page.blurb}", icon=page.icon)
-        else:
-            st.markdown(f"{page.icon} **{page.title}** *(page coming)* — {page.blurb}")
-        for q in questions:
-            st.markdown(f"&nbsp;&nbsp;&nbsp;&nbsp;**Q{q.number}.** {q.text}")
+        with st.container(border=True):
+            if (ROOT / page.file).exists():
+                st.page_link(page.file, label=f"**{page.title}** — open the live demo", icon=page.icon)
+            else:
+                st.markdown(f"{page.icon} **{page.title}** · *page coming*")
+            st.caption(page.blurb)
+            st.markdown("\n".join(f"- **Q{q.number}.** {q.text}" for q in questions))
 if not found:
     st.info("No question matches that search. Try fewer or shorter words.")
 

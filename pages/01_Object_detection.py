@@ -27,10 +27,8 @@ conf = left.slider("Confidence threshold", 0.05, 0.95, step=0.05, key=url.key("c
 iou = mid.slider("NMS IoU threshold", 0.1, 1.0, step=0.05, key=url.key("iou", IOU),
                  help="A box overlapping a better box of the same class by more than this is removed. 1.0 = NMS off.")
 
-# Which detectors can run here; a missing one says exactly what to fetch.
+# Which detectors can run here; a missing one says exactly what to fetch, in its column.
 missing = {name: err for name in COCO_DETECTORS if (err := cm.check_available(name))}
-for err in missing.values():
-    weights_missing(err)
 names = [n for n in COCO_DETECTORS if n not in missing]
 truth = None
 if names:
@@ -60,12 +58,15 @@ url.sync()
 st.subheader("Detections")
 draw = BoxAnnotator()
 truth_draw = BoxAnnotator(colour=(0, 200, 0), dashed=True, show_scores=False)
-columns = st.columns(len(runs))
-for col, (name, cands) in zip(columns, runs.items()):
+columns = dict(zip([*runs, *missing], st.columns(2)))
+for name, err in missing.items():
+    with columns[name]:
+        weights_missing(err)
+for name, cands in runs.items():
     kept = results[name].kept
     base = truth_draw.annotate(image.work, truth) if truth is not None else image.work
     picture = draw.annotate(base, kept)
-    with col:
+    with columns[name]:
         st.markdown(f"**{titles[name]}** · {cm.stages(name)}")
         st.image(picture, width="stretch")
         a, b = st.columns(2)
@@ -91,13 +92,14 @@ nms_model = st.radio("Show NMS for", list(runs), format_func=lambda n: titles[n]
 sel = results[nms_model]
 a, b = st.columns(2)
 with a:
-    st.image(BoxAnnotator(show_labels=False, show_scores=False, thickness=1).annotate(image.work, sel.before_nms),
+    st.image(BoxAnnotator(show_labels=False, show_scores=False, thickness=2).annotate(image.work, sel.before_nms),
              caption=f"Before NMS: {len(sel.before_nms)} candidate boxes above confidence {conf:.2f}",
              width="stretch")
 with b:
     st.image(draw.annotate(image.work, sel.kept),
              caption=f"After NMS at IoU {iou:.2f}: {len(sel.kept)} kept, "
                      f"{len(sel.before_nms) - len(sel.kept)} suppressed", width="stretch")
-st.bar_chart(det.nms_counts(sel), x="class", y=["before NMS", "kept"], stack=False, height=260)
+st.bar_chart(det.nms_counts(sel), x="class", y=["before NMS", "kept"], stack=False, horizontal=True,
+             height=80 + 28 * len(det.nms_counts(sel)["class"]), x_label="", y_label="boxes")
 
 what_to_notice("object-detection")
