@@ -78,14 +78,15 @@ def stages(name: str) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def shapes_scene(seed: int, size: int = 320):
-    """A synthetic scene as a LabImage plus its true boxes (as Detections, score 1)."""
+def shapes_scene(seed: int):
+    """A synthetic detection scene as a LabImage plus its true boxes (as Detections, score 1)."""
     import numpy as np
 
     from core.detection import Detections
-    from core.shapes import SHAPE_CLASSES, make_scene
+    from core.shapes import SHAPE_CLASSES
+    from models.shapes_yolo import detection_scene
 
-    scene = make_scene(seed, size=size)
+    scene = detection_scene(seed)
     image = LabImage.from_rgb(scene.image, name=f"shapes scene {seed}", source="synthetic")
     truth = Detections(scene.boxes, np.ones(len(scene.labels), np.float32), scene.labels, tuple(SHAPE_CLASSES))
     return image, truth

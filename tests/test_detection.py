@@ -144,13 +144,15 @@ def test_real_yolo_finds_the_object(coco_weights_dir, sample, expected):
 def test_offline_shapes_detector_finds_the_shapes(trained_shapes_yolo):
     """The offline fallback through the page's exact path: recall and precision >= 0.8
     on scenes it never saw in training."""
-    from core.shapes import make_scene
     from models.detectors import load_detector
+    from models.registry import get_spec
+    from models.shapes_yolo import IMGSZ, detection_scene
 
     detector = load_detector("shapes-yolo")
+    assert detector.imgsz == IMGSZ == get_spec("shapes-yolo").input_size
     totals = np.zeros(3)
-    for seed in range(100_000, 100_020):
-        scene = make_scene(seed, size=320)
+    for seed in range(100_000, 100_030):
+        scene = detection_scene(seed)
         kept = det.select(detector.candidates(scene.image).detections, conf=0.25, iou=0.7).kept
         r = det.match_to_truth(kept, scene.boxes, scene.labels)
         totals += (r.true_positives, r.false_positives, r.missed)

@@ -1,0 +1,319 @@
+"""A YOLO11n detector trained here on synthetic shapes scenes: the offline stand-in for COCO YOLO.
+
+It is the *same* ultralytics model type as the real ``yolo11n.pt`` (a DetectionModel built
+from ``yolo11n.yaml``, loaded back with ``ultralytics.YOLO(path)``), so the Object detection
+page runs the same code path on it; only the classes (``SHAPE_CLASSES``) and the weights
+differ. Nothing is downloaded: the network is built from the yaml (no pretrained weights),
+the data are drawn by :func:`core.shapes.make_scene` into a temporary YOLO-format folder,
+and ultralytics' own trainer fits it on the CPU in about two minutes.
+
+Offline pitfalls of ultralytics (8.4) and what this module does about them:
+
+* ``ONLINE`` is probed once, at ``import ultralytics``; ``YOLO_OFFLINE=1`` makes it False
+  (no telemetry, no hub, no update checks). It is set here (``setdefault``, so an explicit
+  ``YOLO_OFFLINE=0`` wins) before ultralytics is imported; an app that imports
+  ultralytics earlier should set it itself at start-up.
+* ``check_det_dataset`` always calls ``check_font("Arial.ttf")``, which does an HTTP HEAD
+  for the font when it is not installed, even with ``plots=False``; it is replaced by a
+  no-op while training (nothing is plotted).
+* the AMP check downloads ``yolo11n.pt``: ``amp=False`` (and CPU, where it is skipped anyway);
+  ``plots=False`` avoids the font download for plots.
+* ``select_device("cpu")`` (train and predict) calls ``torch.set_num_threads(cpu_count - 1)``
+  for the whole process and never restores it; training restores the previous count.
+* runs go to a temporary ``project`` folder (never ``./runs``), removed afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from unittest import mock
+
+import cv2
+import numpy as np
+
+from core.shapes import SHAPE_CLASSES, Scene, make_scene
+from models.registry import trained_dir
+
+if TYPE_CHECKING:  # imported lazily: ultralytics is slow to import
+    from ultralytics import YOLO
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+Progress = Callable[[float, str], None]
+
+FORMAT_VERSION = 1
+FILE_NAME = "shapes_yolo.pt"
+IMGSZ = 192  # training and inference size (scenes are drawn at 320 and downscaled)
+# The scenes the detector is trained and judged on: at most 5 shapes, none smaller than 18 %
+# of the side, so every shape keeps enough pixels at IMGSZ to be told apart.
+SCENE = dict(size=320, n_shapes=(1, 5), min_size=0.18, max_size=0.36)
+# yolo11.yaml's [depth, width, max_channels] for scale "n" is [0.50, 0.25, 1024]; half the
+# width (a quarter of the compute) is what fits a from-scratch training in ~2 CPU minutes.
+MODEL_SCALE = (0.50, 0.125, 256)
+TRAIN_SEEDS_START, VAL_SEEDS_START = 0, 50_000  # train scenes 0.., val scenes 50000..
+EVAL_SEEDS = tuple(range(900_000, 900_050))  # held out: never used in training
+
+_LOCK = threading.Lock()
+
+
+def _ultralytics():
+    """Import ultralytics offline-safe (YOLO_OFFLINE set above) and turn analytics sync off."""
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    if SETTINGS.get("sync", False):
+        SETTINGS.update(sync=False)
+    return ultralytics
+
+
+# --- dataset ------------------------------------------------------------------------------
+
+
+def yolo_label_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -> list[str]:
+    """YOLO txt rows ``cls cx cy w h`` (normalised to [0, 1]) for xyxy pixel boxes."""
+    rows = []
+    for (x0, y0, x1, y1), cls in zip(boxes, labels):
+        cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
+        rows.append(f"{int(cls)} {cx:.6f} {cy:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
+    return rows
+
+
+def detection_scene(seed: int) -> Scene:
+    """The scene with this seed from the distribution the shapes detector is trained on."""
+    return make_scene(seed, **SCENE)
+
+
+def write_dataset(root: Path, *, n_train: int, n_val: int) -> Path:
+    """Draw scenes into ``root/images|labels/train|val`` and return the data yaml's path.
+
+    Train scenes use seeds ``0 .. n_train-1``, val scenes ``50000 ..``; anything from
+    100000 on (tests, :data:`EVAL_SEEDS`) is never seen in training.
+    """
+    splits = {"train": (TRAIN_SEEDS_START, n_train), "val": (VAL_SEEDS_START, n_val)}
+    if n_train > VAL_SEEDS_START - TRAIN_SEEDS_START or n_val > 50_000:
+        raise ValueError("too many scenes: the train/val seed ranges would overlap held-out seeds")
+    for split, (seed0, n) in splits.items():
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            scene = detection_scene(seed0 + i)
+            h, w = scene.image.shape[:2]
+            cv2.imwrite(str(root / "images" / split / f"{i:05d}.png"), scene.image[..., ::-1])
+            lines = yolo_label_lines(scene.boxes, scene.labels, w, h)
+            (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n" if lines else "")
+    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(SHAPE_CLASSES))
+    yaml = root / "shapes.yaml"
+    yaml.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
+    return yaml
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _offline_training(*, quiet: bool = True) -> Iterator[None]:
+    """Train without the font look-up in check_det_dataset, without progress bars and log
+    lines (``quiet``), and restore torch's thread count afterwards."""
+    import torch
+    import ultralytics.data.utils as data_utils
+    from ultralytics.utils import LOGGER
+
+    threads, level = torch.get_num_threads(), LOGGER.level
+    try:
+        if quiet:  # ultralytics' progress bars switch themselves off above INFO
+            LOGGER.setLevel(logging.WARNING)
+        with mock.patch.object(data_utils, "check_font", lambda *a, **k: None):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        LOGGER.setLevel(level)
+
+
+def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE) -> Path:
+    """yolo11n.yaml (the layers ultralytics ships) with ``nc`` = 6 and scale "n" set to ``scale``."""
+    from ultralytics.nn.tasks import yaml_model_load
+    from ultralytics.utils import YAML
+
+    cfg = yaml_model_load("yolo11n.yaml")  # packaged with ultralytics: no download
+    cfg = {k: v for k, v in cfg.items() if k not in ("scale", "yaml_file")}
+    cfg["nc"] = len(SHAPE_CLASSES)
+    cfg["scales"] = {"n": [float(scale[0]), float(scale[1]), int(scale[2])]}
+    path = folder / "yolo11n-shapes.yaml"  # the "11n" in the name selects scale "n"
+    YAML.save(path, cfg)
+    return path
+
+
+def weights_path() -> Path:
+    """Where the trained detector is cached (inside ``models.registry.trained_dir()``)."""
+    return trained_dir() / FILE_NAME
+
+
+def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: Path | None = None,
+                      quiet: bool = True,
+                      n_train: int = 600, n_val: int = 40, epochs: int = 12, imgsz: int = IMGSZ,
+                      batch: int = 16, scale: Sequence[float] = MODEL_SCALE, evaluate: bool = True,
+                      **train_overrides) -> tuple[Path, dict]:
+    """Train YOLO11 (from its yaml, no pretrained weights) on shapes; write it atomically to ``dest``.
+
+    Returns ``(dest, metrics)``; ``dest`` defaults to :func:`weights_path`. The checkpoint is
+    ultralytics' own ``last.pt`` (optimizer stripped) with an extra ``"cvlab"`` entry holding
+    the format version, class names and metrics, so ``ultralytics.YOLO(dest)`` loads it and
+    ``YOLO(dest).ckpt["cvlab"]`` describes it.
+    """
+    import torch
+
+    _ultralytics()
+    from ultralytics import YOLO
+
+    dest = Path(dest) if dest is not None else weights_path()
+    report = progress or (lambda frac, msg: None)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="shapes_yolo_") as tmp, _offline_training(quiet=quiet):
+        tmp = Path(tmp)
+        report(0.0, f"drawing {n_train + n_val} training scenes")
+        data = write_dataset(tmp / "data", n_train=n_train, n_val=n_val)
+        model = YOLO(str(write_model_yaml(tmp, scale=scale)), task="detect")
+
+        def on_epoch_end(trainer) -> None:
+            done = trainer.epoch + 1
+            losses = trainer.label_loss_items(trainer.tloss) if isinstance(trainer.tloss, dict) else {}
+            text = ", ".join(f"{k.split('/')[-1]} {float(v):.2f}" for k, v in losses.items())
+            report(done / trainer.epochs, f"epoch {done}/{trainer.epochs}: {text}")
+
+        model.add_callback("on_train_epoch_end", on_epoch_end)
+        args = dict(data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, nbs=batch, workers=0,
+                    device="cpu", plots=False, amp=False, val=False, project=str(tmp / "runs"),
+                    name="train", exist_ok=True, seed=seed, deterministic=True, verbose=False,
+                    pretrained=False, cache="ram", optimizer="AdamW", lr0=0.002, warmup_epochs=1,
+                    close_mosaic=0, mosaic=0.0, patience=epochs, save_period=-1)
+        args.update(train_overrides)
+        model.train(**args)
+        trainer = model.trainer
+        weights = Path(trainer.last)
+        metrics = {
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "epochs": epochs, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed,
+            "scale": list(scale),
+            **{k.split("/")[-1].replace("(B)", ""): round(float(v), 4)
+               for k, v in (trainer.metrics or {}).items() if k.startswith("metrics/")},
+        }
+        ckpt = torch.load(weights, map_location="cpu", weights_only=False)  # our own file, just written
+        ckpt["cvlab"] = {"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES),
+                         "metrics": metrics}
+        if evaluate:  # held-out quality, measured on the exact file we are about to publish
+            torch.save(ckpt, tmp / "final.pt")
+            metrics.update(evaluate_shapes_yolo(YOLO(str(tmp / "final.pt"), task="detect"), EVAL_SEEDS))
+        metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+        _save_atomic(ckpt, dest)
+    return dest, metrics
+
+
+def _save_atomic(obj: dict, dest: Path) -> None:
+    """torch.save into a temp file next to ``dest``, then ``os.replace`` (readers never see half a file)."""
+    import torch
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(path: Path) -> "YOLO | None":
+    """The cached detector, or None if it is absent, unreadable or from another code version."""
+    if not path.is_file():
+        return None
+    _ultralytics()
+    from ultralytics import YOLO
+
+    try:
+        yolo = YOLO(str(path), task="detect")
+    except Exception:  # a corrupt or foreign file is simply retrained
+        return None
+    meta = (getattr(yolo, "ckpt", None) or {}).get("cvlab") or {}
+    names = tuple(yolo.names[i] for i in sorted(yolo.names))
+    if meta.get("format_version") != FORMAT_VERSION or names != SHAPE_CLASSES:
+        return None
+    return yolo
+
+
+def load_or_train_shapes_yolo(progress: Progress | None = None) -> "YOLO":
+    """The cached shapes detector, trained once (even with concurrent callers) if missing or stale."""
+    with _LOCK:
+        path = weights_path()
+        yolo = _load(path)
+        if yolo is None:
+            train_shapes_yolo(progress=progress, dest=path)
+            yolo = _load(path)
+            if yolo is None:
+                raise RuntimeError(f"trained shapes detector at {path} could not be loaded back")
+        return yolo
+
+
+def stored_metrics(yolo: "YOLO") -> dict:
+    """The metrics saved with a detector from :func:`train_shapes_yolo` ({} for other models)."""
+    return dict(((getattr(yolo, "ckpt", None) or {}).get("cvlab") or {}).get("metrics") or {})
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def detect(yolo: "YOLO", rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
+           imgsz: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes xyxy (N, 4) float32, scores (N,), class ids (N,) int64) for one RGB image.
+
+    ultralytics treats numpy inputs as BGR (OpenCV order), hence ``rgb[..., ::-1]``.
+    """
+    kwargs = {"imgsz": imgsz} if imgsz else {}
+    result = yolo.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=conf, iou=iou, verbose=False,
+                          device="cpu", **kwargs)[0]
+    b = result.boxes
+    return (b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy(),
+            b.cls.cpu().numpy().astype(np.int64))
+
+
+def match_detections(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray,
+                     gt_boxes: np.ndarray, gt_labels: np.ndarray, *, iou_thr: float = 0.5) -> int:
+    """Number of true positives: greedy by score, each ground truth used once, class must match."""
+    import torch
+    from torchvision.ops import box_iou
+
+    if len(pred_boxes) == 0 or len(gt_boxes) == 0:
+        return 0
+    ious = box_iou(torch.as_tensor(pred_boxes, dtype=torch.float32),
+                   torch.as_tensor(gt_boxes, dtype=torch.float32)).numpy()
+    ious[np.asarray(pred_labels)[:, None] != np.asarray(gt_labels)[None, :]] = 0.0
+    used = np.zeros(len(gt_boxes), dtype=bool)
+    tp = 0
+    for i in np.argsort(-np.asarray(pred_scores), kind="stable"):
+        cand = np.where(used, -1.0, ious[i])
+        j = int(cand.argmax())
+        if cand[j] >= iou_thr:
+            used[j] = True
+            tp += 1
+    return tp
+
+
+def evaluate_shapes_yolo(yolo: "YOLO", seeds: Iterable[int] = EVAL_SEEDS, conf: float = 0.25,
+                         iou: float = 0.7, *, iou_thr: float = 0.5, imgsz: int = IMGSZ) -> dict:
+    """Recall and precision at IoU >= ``iou_thr`` (class must match) on ``detection_scene(seed)``."""
+    tp = n_pred = n_gt = 0
+    for seed in seeds:
+        scene = detection_scene(seed)
+        boxes, scores, labels = detect(yolo, scene.image, conf=conf, iou=iou, imgsz=imgsz)
+        tp += match_detections(boxes, scores, labels, scene.boxes, scene.labels, iou_thr=iou_thr)
+        n_pred += len(boxes)
+        n_gt += len(scene.boxes)
+    return {"recall": tp / max(n_gt, 1), "precision": tp / max(n_pred, 1) if n_pred else 0.0,
+            "true_positives": tp, "n_pred": n_pred, "n_gt": n_gt}
