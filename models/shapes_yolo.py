@@ -157,8 +157,8 @@ def weights_path() -> Path:
 
 def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: Path | None = None,
                       quiet: bool = True,
-                      n_train: int = 600, n_val: int = 40, epochs: int = 12, imgsz: int = IMGSZ,
-                      batch: int = 16, scale: Sequence[float] = MODEL_SCALE, evaluate: bool = True,
+                      n_train: int = 800, n_val: int = 40, epochs: int = 30, imgsz: int = IMGSZ,
+                      batch: int = 16, model_scale: Sequence[float] = MODEL_SCALE, evaluate: bool = True,
                       **train_overrides) -> tuple[Path, dict]:
     """Train YOLO11 (from its yaml, no pretrained weights) on shapes; write it atomically to ``dest``.
 
@@ -179,7 +179,7 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
         tmp = Path(tmp)
         report(0.0, f"drawing {n_train + n_val} training scenes")
         data = write_dataset(tmp / "data", n_train=n_train, n_val=n_val)
-        model = YOLO(str(write_model_yaml(tmp, scale=scale)), task="detect")
+        model = YOLO(str(write_model_yaml(tmp, scale=model_scale)), task="detect")
 
         def on_epoch_end(trainer) -> None:
             done = trainer.epoch + 1
@@ -191,8 +191,9 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
         args = dict(data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, nbs=batch, workers=0,
                     device="cpu", plots=False, amp=False, val=False, project=str(tmp / "runs"),
                     name="train", exist_ok=True, seed=seed, deterministic=True, verbose=False,
-                    pretrained=False, cache="ram", optimizer="AdamW", lr0=0.002, warmup_epochs=1,
-                    close_mosaic=0, mosaic=0.0, patience=epochs, save_period=-1)
+                    pretrained=False, cache="ram", optimizer="AdamW", lr0=0.004, warmup_epochs=1,
+                    # Mosaic and strong rescaling shrink shapes to a few pixels at this size.
+                    close_mosaic=0, mosaic=0.0, scale=0.2, fliplr=0.5, patience=epochs, save_period=-1)
         args.update(train_overrides)
         model.train(**args)
         trainer = model.trainer
@@ -200,7 +201,7 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
         metrics = {
             "train_seconds": round(time.perf_counter() - t0, 1),
             "epochs": epochs, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed,
-            "scale": list(scale),
+            "model_scale": list(model_scale),
             **{k.split("/")[-1].replace("(B)", ""): round(float(v), 4)
                for k, v in (trainer.metrics or {}).items() if k.startswith("metrics/")},
         }
