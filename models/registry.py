@@ -354,6 +354,6 @@ def load_ultralytics(name: str, *, progress: Progress | None = None):
 
         return load_or_train_shapes_yolo(progress=progress)
     path = ensure_weights(name, progress=progress)
-    from ultralytics import YOLO
+    from models.ultra import ultralytics
 
-    return YOLO(str(path), task=spec.task)
+    return ultralytics().YOLO(str(path), task=spec.task)

@@ -222,16 +222,28 @@ def _load(path: Path) -> tuple[ShapesNet, dict] | None:
     return model.eval(), ckpt
 
 
-def save_checkpoint(model: ShapesNet, metrics: dict, path: Path) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``."""
+def atomic_torch_save(obj: object, path: Path) -> None:
+    """``torch.save`` into a temp file in the same folder, then ``os.replace``.
+
+    Readers (another session, another process) never see half a file. The file is made
+    world-readable (0644): ``mkstemp`` creates private 0600 files, which a server running
+    as another user could not load.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(_checkpoint(model, metrics), tmp)
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_checkpoint(model: ShapesNet, metrics: dict, path: Path) -> None:
+    """Write the classifier and its metadata atomically to ``path``."""
+    atomic_torch_save(_checkpoint(model, metrics), path)
 
 
 def load_or_train_shapes_cnn(progress: Progress | None = None) -> ShapesNet:

@@ -40,6 +40,7 @@ import numpy as np
 
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
 from models.registry import trained_dir
+from models.ultra import ultralytics as _ultralytics
 
 if TYPE_CHECKING:  # imported lazily: ultralytics is slow to import
     from ultralytics import YOLO
@@ -63,14 +64,6 @@ EVAL_SEEDS = tuple(range(900_000, 900_050))  # held out: never used in training
 _LOCK = threading.Lock()
 
 
-def _ultralytics():
-    """Import ultralytics offline-safe (YOLO_OFFLINE set above) and turn analytics sync off."""
-    import ultralytics
-    from ultralytics.utils import SETTINGS
-
-    if SETTINGS.get("sync", False):
-        SETTINGS.update(sync=False)
-    return ultralytics
 
 
 # --- dataset ------------------------------------------------------------------------------
@@ -122,6 +115,7 @@ def _offline_training(*, quiet: bool = True) -> Iterator[None]:
     """Train without the font look-up in check_det_dataset, without progress bars and log
     lines (``quiet``), and restore torch's thread count afterwards."""
     import torch
+    _ultralytics()
     import ultralytics.data.utils as data_utils
     from ultralytics.utils import LOGGER
 
@@ -138,6 +132,7 @@ def _offline_training(*, quiet: bool = True) -> Iterator[None]:
 
 def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE) -> Path:
     """yolo11n.yaml (the layers ultralytics ships) with ``nc`` = 6 and scale "n" set to ``scale``."""
+    _ultralytics()
     from ultralytics.nn.tasks import yaml_model_load
     from ultralytics.utils import YAML
 
@@ -218,17 +213,9 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
 
 def _save_atomic(obj: dict, dest: Path) -> None:
     """torch.save into a temp file next to ``dest``, then ``os.replace`` (readers never see half a file)."""
-    import torch
+    from models.shapes_cnn import atomic_torch_save
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save(obj, dest)
 
 
 def _load(path: Path) -> "YOLO | None":

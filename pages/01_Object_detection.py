@@ -58,7 +58,8 @@ url.sync()
 st.subheader("Detections")
 draw = BoxAnnotator()
 truth_draw = BoxAnnotator(colour=(0, 200, 0), dashed=True, show_scores=False)
-columns = dict(zip([*runs, *missing], st.columns(2)))
+cols = st.columns(2)  # one column per detector; extra missing-model cards stack in the last
+columns = {name: cols[min(i, 1)] for i, name in enumerate([*runs, *missing])}
 for name, err in missing.items():
     with columns[name]:
         weights_missing(err)

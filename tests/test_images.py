@@ -29,3 +29,19 @@ def test_digest_follows_content_not_name():
     c = LabImage.from_rgb(rgb + 1, name="a", source="upload")
     assert a.digest == b.digest != c.digest
     assert rgb.flags.writeable  # the caller's array is never frozen
+
+
+def test_ultralytics_import_does_not_hijack_the_decoder():
+    """Ultralytics patches PIL.Image.open to pip-install a HEIF plugin on unknown files;
+    models.ultra undoes that, so a bad upload stays a clear message and installs nothing."""
+    from PIL import Image
+
+    from core.imageio import ImageDecodeError, decode_image
+    from models.ultra import ultralytics
+
+    ultralytics()
+    from ultralytics.utils import patches
+
+    assert Image.open is not patches.image_open
+    with pytest.raises(ImageDecodeError, match="not an image"):
+        decode_image(np.random.default_rng(0).bytes(4096))
