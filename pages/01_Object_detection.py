@@ -101,6 +101,6 @@ with b:
              caption=f"After NMS at IoU {iou:.2f}: {len(sel.kept)} kept, "
                      f"{len(sel.before_nms) - len(sel.kept)} suppressed", width="stretch")
 st.bar_chart(det.nms_counts(sel), x="class", y=["before NMS", "kept"], stack=False, horizontal=True,
-             height=80 + 28 * len(det.nms_counts(sel)["class"]), x_label="", y_label="boxes")
+             height=180 + 32 * len(det.nms_counts(sel)["class"]), x_label="", y_label="boxes")
 
 what_to_notice("object-detection")
