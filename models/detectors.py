@@ -40,6 +40,7 @@ class UltralyticsDetector:
     def candidates(self, rgb: np.ndarray) -> Candidates:
         import torch
 
+        threads = torch.get_num_threads()  # ultralytics' select_device lowers it process-wide
         with self._lock, torch.inference_mode():
             start = time.perf_counter()
             result = self.yolo.predict(
@@ -52,6 +53,7 @@ class UltralyticsDetector:
                 verbose=False,
             )[0]
             latency = (time.perf_counter() - start) * 1000
+            torch.set_num_threads(threads)
         boxes = result.boxes
         dets = Detections(
             boxes.xyxy.cpu().numpy().astype(np.float32),

@@ -158,3 +158,16 @@ def test_offline_shapes_detector_finds_the_shapes(trained_shapes_yolo):
         totals += (r.true_positives, r.false_positives, r.missed)
     tp, fp, missed = totals
     assert tp / (tp + missed) >= 0.8 and tp / (tp + fp) >= 0.8, totals
+
+
+@pytest.mark.slow
+def test_ultralytics_predict_does_not_shrink_torch_threads(trained_shapes_yolo):
+    """ultralytics' select_device sets torch threads to cores - 1 for the whole process;
+    the wrapper restores them, or every other page would run on fewer cores."""
+    import torch
+
+    from models.detectors import load_detector
+
+    before = torch.get_num_threads()
+    load_detector("shapes-yolo").candidates(np.zeros((64, 64, 3), np.uint8))
+    assert torch.get_num_threads() == before
