@@ -271,37 +271,17 @@ def detect(yolo: "YOLO", rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.
             b.cls.cpu().numpy().astype(np.int64))
 
 
-def match_detections(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray,
-                     gt_boxes: np.ndarray, gt_labels: np.ndarray, *, iou_thr: float = 0.5) -> int:
-    """Number of true positives: greedy by score, each ground truth used once, class must match."""
-    import torch
-    from torchvision.ops import box_iou
-
-    if len(pred_boxes) == 0 or len(gt_boxes) == 0:
-        return 0
-    ious = box_iou(torch.as_tensor(pred_boxes, dtype=torch.float32),
-                   torch.as_tensor(gt_boxes, dtype=torch.float32)).numpy()
-    ious[np.asarray(pred_labels)[:, None] != np.asarray(gt_labels)[None, :]] = 0.0
-    used = np.zeros(len(gt_boxes), dtype=bool)
-    tp = 0
-    for i in np.argsort(-np.asarray(pred_scores), kind="stable"):
-        cand = np.where(used, -1.0, ious[i])
-        j = int(cand.argmax())
-        if cand[j] >= iou_thr:
-            used[j] = True
-            tp += 1
-    return tp
-
-
 def evaluate_shapes_yolo(yolo: "YOLO", seeds: Iterable[int] = EVAL_SEEDS, conf: float = 0.25,
                          iou: float = 0.7, *, iou_thr: float = 0.5, imgsz: int = IMGSZ) -> dict:
     """Recall and precision at IoU >= ``iou_thr`` (class must match) on ``detection_scene(seed)``."""
+    from core.detection import Detections, match_to_truth
+
     tp = n_pred = n_gt = 0
     for seed in seeds:
         scene = detection_scene(seed)
-        boxes, scores, labels = detect(yolo, scene.image, conf=conf, iou=iou, imgsz=imgsz)
-        tp += match_detections(boxes, scores, labels, scene.boxes, scene.labels, iou_thr=iou_thr)
-        n_pred += len(boxes)
+        dets = Detections(*detect(yolo, scene.image, conf=conf, iou=iou, imgsz=imgsz), SHAPE_CLASSES)
+        tp += match_to_truth(dets, scene.boxes, scene.labels, iou=iou_thr).true_positives
+        n_pred += len(dets)
         n_gt += len(scene.boxes)
     return {"recall": tp / max(n_gt, 1), "precision": tp / max(n_pred, 1) if n_pred else 0.0,
             "true_positives": tp, "n_pred": n_pred, "n_gt": n_gt}

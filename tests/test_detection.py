@@ -60,6 +60,29 @@ def test_match_to_truth_hand_computed():
     assert report.recall == pytest.approx(1 / 3) and report.precision == pytest.approx(1 / 4)
 
 
+BOX = [10, 10, 50, 50]
+
+
+@pytest.mark.parametrize(
+    "preds, scores, plabels, gts, glabels, tp",
+    [
+        ([BOX], [0.9], [1], [BOX], [1], 1),
+        ([BOX], [0.9], [2], [BOX], [1], 0),  # wrong class
+        ([BOX, BOX], [0.9, 0.8], [1, 1], [BOX], [1], 1),  # duplicate counts once
+        ([[10, 10, 50, 90]], [0.9], [1], [BOX], [1], 1),  # IoU 1600/3200 = 0.5 counts (>=)
+        ([[10, 10, 50, 95]], [0.9], [1], [BOX], [1], 0),  # IoU 1600/3400 < 0.5
+        ([[12, 10, 52, 50], BOX], [0.5, 0.9], [1, 1], [BOX, [12, 10, 52, 50]], [1, 1], 2),
+        ([], [], [], [BOX], [1], 0),
+        ([BOX], [0.9], [1], [], [], 0),
+    ],
+)
+def test_match_to_truth_table(preds, scores, plabels, gts, glabels, tp):
+    arr = lambda v: np.asarray(v, np.float32).reshape(-1, 4)  # noqa: E731
+    dets = det.Detections(arr(preds), np.asarray(scores, np.float32), np.asarray(plabels, np.int64), tuple("abc"))
+    got = det.match_to_truth(dets, arr(gts), np.asarray(glabels, np.int64))
+    assert got.true_positives == tp and got.false_positives == len(preds) - tp
+
+
 def test_csv_has_one_row_per_box():
     text = det.to_csv(CANDS)
     lines = text.strip().splitlines()

@@ -240,29 +240,6 @@ def test_model_yaml_builds_the_yolo11_layers_offline(tmp_path, no_network):
     assert [type(m).__name__ for m in model.model] == [type(m).__name__ for m in full.model]
 
 
-BOX = [10, 10, 50, 50]
-
-
-@pytest.mark.parametrize(
-    "preds, scores, plabels, gts, glabels, tp",
-    [
-        ([BOX], [0.9], [1], [BOX], [1], 1),
-        ([BOX], [0.9], [2], [BOX], [1], 0),  # wrong class
-        ([BOX, BOX], [0.9, 0.8], [1, 1], [BOX], [1], 1),  # duplicate counts once
-        ([[10, 10, 50, 90]], [0.9], [1], [BOX], [1], 1),  # IoU 1600/3200 = 0.5 counts (>=)
-        ([[10, 10, 50, 95]], [0.9], [1], [BOX], [1], 0),  # IoU 1600/3400 < 0.5
-        ([[12, 10, 52, 50], BOX], [0.5, 0.9], [1, 1], [BOX, [12, 10, 52, 50]], [1, 1], 2),
-        ([], [], [], [BOX], [1], 0),
-        ([BOX], [0.9], [1], [], [], 0),
-    ],
-)
-def test_match_detections(preds, scores, plabels, gts, glabels, tp):
-    arr = lambda v: np.asarray(v, np.float32).reshape(-1, 4)  # noqa: E731
-    got = shapes_yolo.match_detections(arr(preds), np.asarray(scores), np.asarray(plabels),
-                                       arr(gts), np.asarray(glabels))
-    assert got == tp
-
-
 # --- shapes YOLO: training ----------------------------------------------------------------
 
 
