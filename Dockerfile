@@ -25,8 +25,9 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 t
  && pip install --no-deps "$(grep -E '^opencv-python-headless' requirements.txt)"
 
 COPY --chown=lab:lab . .
+RUN mkdir -p "$CVLAB_WEIGHTS" && chown lab:lab /app "$CVLAB_WEIGHTS"
 USER lab
-RUN if [ "$PREFETCH" = "1" ]; then python -m models.prefetch; else mkdir -p "$CVLAB_WEIGHTS"; fi
+RUN if [ "$PREFETCH" = "1" ]; then python -m models.prefetch; fi
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
