@@ -1,18 +1,19 @@
-"""A YOLO11n detector trained here on synthetic shapes scenes: the offline stand-in for COCO YOLO.
+"""A YOLO11 detector trained here on synthetic shapes scenes: the offline stand-in for COCO YOLO.
 
-It is the *same* ultralytics model type as the real ``yolo11n.pt`` (a DetectionModel built
-from ``yolo11n.yaml``, loaded back with ``ultralytics.YOLO(path)``), so the Object detection
-page runs the same code path on it; only the classes (``SHAPE_CLASSES``) and the weights
-differ. Nothing is downloaded: the network is built from the yaml (no pretrained weights),
-the data are drawn by :func:`core.shapes.make_scene` into a temporary YOLO-format folder,
-and ultralytics' own trainer fits it on the CPU in about two minutes.
+It is the same ultralytics model type as the real ``yolo11n.pt``: a DetectionModel built
+from ultralytics' own ``yolo11n.yaml`` layers (only the width is halved, see
+:data:`MODEL_SCALE`), trained by ultralytics' own trainer and loaded back with
+``ultralytics.YOLO(path)``, so the Object detection page runs the same code path on it;
+only the classes (``SHAPE_CLASSES``) and the weights differ. Nothing is downloaded: the
+network is built from the yaml (no pretrained weights) and the data are drawn by
+:func:`detection_scene` into a temporary YOLO-format folder. Training from scratch takes
+about 10 minutes on 2 CPU cores (one torch thread), once per machine.
 
 Offline pitfalls of ultralytics (8.4) and what this module does about them:
 
-* ``ONLINE`` is probed once, at ``import ultralytics``; ``YOLO_OFFLINE=1`` makes it False
-  (no telemetry, no hub, no update checks). It is set here (``setdefault``, so an explicit
-  ``YOLO_OFFLINE=0`` wins) before ultralytics is imported; an app that imports
-  ultralytics earlier should set it itself at start-up.
+* ``ONLINE`` is probed once, at ``import ultralytics`` (DNS look-ups); ``YOLO_OFFLINE=1``
+  makes it False (no telemetry, no hub, no update checks). ``models.ultra`` sets it
+  (``setdefault``) before importing ultralytics, and turns settings sync off.
 * ``check_det_dataset`` always calls ``check_font("Arial.ttf")``, which does an HTTP HEAD
   for the font when it is not installed, even with ``plots=False``; it is replaced by a
   no-op while training (nothing is plotted).
@@ -20,7 +21,8 @@ Offline pitfalls of ultralytics (8.4) and what this module does about them:
   ``plots=False`` avoids the font download for plots.
 * ``select_device("cpu")`` (train and predict) calls ``torch.set_num_threads(cpu_count - 1)``
   for the whole process and never restores it; training restores the previous count.
-* runs go to a temporary ``project`` folder (never ``./runs``), removed afterwards.
+* runs go to a temporary ``project`` folder (never ``./runs``), removed afterwards;
+  ``cache="disk"`` because ultralytics warns that ``cache="ram"`` is not deterministic.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ _LOCK = threading.Lock()
 def yolo_label_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -> list[str]:
     """YOLO txt rows ``cls cx cy w h`` (normalised to [0, 1]) for xyxy pixel boxes."""
     rows = []
-    for (x0, y0, x1, y1), cls in zip(boxes, labels):
+    for (x0, y0, x1, y1), cls in zip(boxes, labels, strict=True):
         cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
         rows.append(f"{int(cls)} {cx:.6f} {cy:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
     return rows
@@ -186,7 +188,8 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
         args = dict(data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, nbs=batch, workers=0,
                     device="cpu", plots=False, amp=False, val=False, project=str(tmp / "runs"),
                     name="train", exist_ok=True, seed=seed, deterministic=True, verbose=False,
-                    pretrained=False, cache="ram", optimizer="AdamW", lr0=0.004, warmup_epochs=1,
+                    pretrained=False, cache="disk", optimizer="AdamW", lr0=0.004, warmup_epochs=1,
+                    # cache="disk": .npy next to the temp images; "ram" caching is not deterministic.
                     # Mosaic and strong rescaling shrink shapes to a few pixels at this size.
                     close_mosaic=0, mosaic=0.0, scale=0.2, fliplr=0.5, patience=epochs, save_period=-1)
         args.update(train_overrides)

@@ -47,9 +47,7 @@ def test_scene_arrays_have_the_documented_types_and_shapes(kwargs):
         assert s.boxes.shape == (n, 4) and s.boxes.dtype == np.float32
         assert s.labels.shape == (n,) and s.labels.dtype == np.int64
         assert s.masks.shape == (n, h, w) and s.masks.dtype == bool
-        assert n >= 1
-        lo, hi = kwargs.get("n_shapes", (1, 6))
-        assert n <= hi
+        assert 1 <= n <= kwargs.get("n_shapes", (1, 6))[1]
 
 
 @pytest.mark.parametrize("kwargs", SCENE_CASES)
@@ -64,7 +62,7 @@ def test_same_seed_gives_identical_bytes_and_other_seeds_differ(kwargs):
 def test_boxes_are_tight_around_non_overlapping_masks(kwargs):
     for s in scenes(kwargs):
         assert np.all(s.masks.sum(axis=0) <= 1), "a pixel belongs to two instances"
-        for box, mask in zip(s.boxes, s.masks):
+        for box, mask in zip(s.boxes, s.masks, strict=True):
             assert mask.any()
             np.testing.assert_allclose(box, bbox_of(mask), atol=1)
 
@@ -106,7 +104,7 @@ def test_every_instance_keeps_the_minimum_visible_fraction(monkeypatch, min_visi
         painted.clear()
         s = make_scene(seed, size=160, n_shapes=(5, 8), min_visible=min_visible)
         assert len(painted) == len(s.labels)
-        for full, visible in zip(painted, s.masks):
+        for full, visible in zip(painted, s.masks, strict=True):
             assert not (visible & ~full).any()
             frac = visible.sum() / full.sum()
             assert frac >= min_visible

@@ -1,13 +1,12 @@
 """The project's own models trained on synthetic shapes: ShapesNet (CNN) and the shapes YOLO.
 
 Everything that trains writes into a temporary weights folder (CVLAB_WEIGHTS=tmp_path),
-except the session fixture ``default_shapes_yolo``: it uses the real default folder so the
+except the session fixture ``trained_shapes_yolo`` (tests/conftest.py): it uses the real default folder so the
 expensive detector training happens once per machine and is reused by later runs.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from pathlib import Path
@@ -31,14 +30,22 @@ def weights_tmp(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Any attempt to resolve a host name or open a connection fails the test."""
+    """Any attempt to resolve a host name or open a connection fails the test.
+
+    Attempts are recorded and refused with OSError (what an offline machine does), and the
+    test fails afterwards even if the library swallowed the error (ultralytics' URL checks
+    catch every exception)."""
+    attempts: list[tuple] = []
 
     def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args[:2]}")
+        attempts.append(args[:2])
+        raise OSError("network disabled in this test")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    yield attempts
+    assert attempts == [], f"network access attempted: {attempts}"
 
 
 # --- ShapesNet -----------------------------------------------------------------------------
@@ -84,7 +91,7 @@ def test_preprocess_normalises_with_the_stored_constants():
 def test_cnn_training_is_deterministic():
     a, _ = shapes_cnn.train_shapes_cnn(seed=3, n_train=128, n_test=32, epochs=1)
     b, _ = shapes_cnn.train_shapes_cnn(seed=3, n_train=128, n_test=32, epochs=1)
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
     assert torch.get_num_threads() >= 1
 
@@ -267,15 +274,9 @@ def test_yolo_training_pipeline_runs_offline_and_cleans_up(weights_tmp, no_netwo
     assert metrics["n_train"] == 8
 
 
-@pytest.fixture(scope="session")
-def default_shapes_yolo():
-    """The detector in the real default weights folder, trained once per machine."""
-    return shapes_yolo.load_or_train_shapes_yolo()
-
-
 @pytest.mark.slow
-def test_yolo_fallback_finds_held_out_shapes(default_shapes_yolo, no_network):
-    yolo = default_shapes_yolo
+def test_yolo_fallback_finds_held_out_shapes(trained_shapes_yolo, no_network):
+    yolo = trained_shapes_yolo
     assert [yolo.names[i] for i in range(len(yolo.names))] == list(SHAPE_CLASSES)
     result = shapes_yolo.evaluate_shapes_yolo(yolo, shapes_yolo.EVAL_SEEDS, conf=0.25, iou=0.7)
     assert result["n_gt"] > 100
@@ -283,7 +284,7 @@ def test_yolo_fallback_finds_held_out_shapes(default_shapes_yolo, no_network):
 
 
 @pytest.mark.slow
-def test_yolo_cache_is_reused(default_shapes_yolo, monkeypatch):
+def test_yolo_cache_is_reused(trained_shapes_yolo, monkeypatch):
     path = shapes_yolo.weights_path()
     mtime = path.stat().st_mtime_ns
     monkeypatch.setattr(shapes_yolo, "train_shapes_yolo", lambda **k: pytest.fail("retrained"))
