@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 from core.coco import COCO80
 
@@ -244,23 +244,43 @@ def verify(spec: ModelSpec, path: Path | None = None) -> bool | None:
     return None
 
 
-def _download(url: str, dest: Path, progress: Progress | None, timeout: float) -> None:
-    """Stream ``url`` into ``dest`` atomically (temp file in the same folder, then rename)."""
+@contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """A temporary path next to ``dest``; on success it becomes ``dest`` in one rename.
+
+    Readers (another session or process) never see half a file, and a failed write leaves
+    nothing behind. The result is world-readable (0644): ``mkstemp`` makes private 0600
+    files, which a server running as another user could not load."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    os.close(fd)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while block := resp.read(1 << 16):
-                out.write(block)
-                done += len(block)
-                if progress and total:
-                    progress(done / total, f"{dest.name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB")
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_torch_save(obj: object, dest: Path) -> None:
+    """``torch.save`` through :func:`atomic_path`."""
+    import torch
+
+    with atomic_path(dest) as tmp:
+        torch.save(obj, tmp)
+
+
+def _download(url: str, dest: Path, progress: Progress | None, timeout: float) -> None:
+    """Stream ``url`` into ``dest`` atomically."""
+    with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+        total = int(resp.headers.get("Content-Length") or 0)
+        done = 0
+        while block := resp.read(1 << 16):
+            out.write(block)
+            done += len(block)
+            if progress and total:
+                progress(done / total, f"{dest.name}: {done / 1e6:.1f} / {total / 1e6:.1f} MB")
 
 
 def ensure_weights(name: str, *, progress: Progress | None = None, timeout: float = 20.0) -> Path:

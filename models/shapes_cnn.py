@@ -17,8 +17,6 @@ ReLUs are not in-place, so forward/backward hooks on any layer are safe.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ import torch
 from torch import nn
 
 from core.shapes import SHAPE_CLASSES, make_classification_set
-from models.registry import trained_dir
+from models.registry import atomic_torch_save, trained_dir
 
 Progress = Callable[[float, str], None]
 
@@ -220,25 +218,6 @@ def _load(path: Path) -> tuple[ShapesNet, dict] | None:
     except Exception:  # a corrupt or foreign file is simply retrained
         return None
     return model.eval(), ckpt
-
-
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """``torch.save`` into a temp file in the same folder, then ``os.replace``.
-
-    Readers (another session, another process) never see half a file. The file is made
-    world-readable (0644): ``mkstemp`` creates private 0600 files, which a server running
-    as another user could not load.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_checkpoint(model: ShapesNet, metrics: dict, path: Path) -> None:

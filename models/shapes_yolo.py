@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
-from models.registry import trained_dir
+from models.registry import atomic_torch_save, trained_dir
 from models.ultra import ultralytics as _ultralytics
 
 if TYPE_CHECKING:  # imported lazily: ultralytics is slow to import
@@ -210,15 +210,8 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
             torch.save(ckpt, tmp / "final.pt")
             metrics.update(evaluate_shapes_yolo(YOLO(str(tmp / "final.pt"), task="detect"), EVAL_SEEDS))
         metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
-        _save_atomic(ckpt, dest)
+        atomic_torch_save(ckpt, dest)
     return dest, metrics
-
-
-def _save_atomic(obj: dict, dest: Path) -> None:
-    """torch.save into a temp file next to ``dest``, then ``os.replace`` (readers never see half a file)."""
-    from models.shapes_cnn import atomic_torch_save
-
-    atomic_torch_save(obj, dest)
 
 
 def _load(path: Path) -> "YOLO | None":
@@ -260,29 +253,18 @@ def stored_metrics(yolo: "YOLO") -> dict:
 # --- evaluation ---------------------------------------------------------------------------
 
 
-def detect(yolo: "YOLO", rgb: np.ndarray, *, conf: float = 0.25, iou: float = 0.7,
-           imgsz: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boxes xyxy (N, 4) float32, scores (N,), class ids (N,) int64) for one RGB image.
-
-    ultralytics treats numpy inputs as BGR (OpenCV order), hence ``rgb[..., ::-1]``.
-    """
-    kwargs = {"imgsz": imgsz} if imgsz else {}
-    result = yolo.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=conf, iou=iou, verbose=False,
-                          device="cpu", **kwargs)[0]
-    b = result.boxes
-    return (b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy(),
-            b.cls.cpu().numpy().astype(np.int64))
-
-
 def evaluate_shapes_yolo(yolo: "YOLO", seeds: Iterable[int] = EVAL_SEEDS, conf: float = 0.25,
                          iou: float = 0.7, *, iou_thr: float = 0.5, imgsz: int = IMGSZ) -> dict:
-    """Recall and precision at IoU >= ``iou_thr`` (class must match) on ``detection_scene(seed)``."""
-    from core.detection import Detections, match_to_truth
+    """Recall and precision at IoU >= ``iou_thr`` (class must match) on ``detection_scene(seed)``,
+    through the Object detection page's own path (candidates, then ``core.detection.select``)."""
+    from core.detection import match_to_truth, select
+    from models.detectors import UltralyticsDetector
 
+    detector = UltralyticsDetector(yolo, name="shapes-yolo", title="shapes", imgsz=imgsz)
     tp = n_pred = n_gt = 0
     for seed in seeds:
         scene = detection_scene(seed)
-        dets = Detections(*detect(yolo, scene.image, conf=conf, iou=iou, imgsz=imgsz), SHAPE_CLASSES)
+        dets = select(detector.candidates(scene.image).detections, conf=conf, iou=iou).kept
         tp += match_to_truth(dets, scene.boxes, scene.labels, iou=iou_thr).true_positives
         n_pred += len(dets)
         n_gt += len(scene.boxes)

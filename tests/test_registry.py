@@ -107,3 +107,21 @@ def test_prefetch_list_and_offline_exit_code(empty_weights, capsys):
     assert "yolo11n" in out and "missing" in out
     assert prefetch.main(["--only", "yolo11n"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_download_is_atomic_and_world_readable(empty_weights, monkeypatch):
+    """A finished download appears in one rename, readable by a server running as another user."""
+    import io
+    import stat
+
+    monkeypatch.delenv("CVLAB_OFFLINE")
+    monkeypatch.setattr(registry, "verify", lambda spec, path=None: None)
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": "5"}
+
+    monkeypatch.setattr(registry.urllib.request, "urlopen", lambda url, timeout: Response(b"bytes"))
+    path = registry.ensure_weights("yolo11n")
+    assert path.read_bytes() == b"bytes"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in empty_weights.iterdir()] == ["yolo11n.pt"]
