@@ -1,12 +1,29 @@
 """Which compute devices exist here, and which one a user's choice resolves to.
 
-``torch`` is imported inside the functions, so importing this module is free.
+Finding the devices must not import torch: the sidebar (Home included) asks on every
+page, and importing torch costs seconds on a small CPU, which would be most of the lab's
+cold start. So :func:`available` asks cheaper sources that agree with torch:
+
+* the CPU: the cores this process may run on (what torch's thread pool is sized to);
+* CUDA: the installed torch *build* (``torch/version.py`` read as text: a CPU build has
+  ``cuda = None``) and the NVIDIA *driver* itself through its C API (``libcuda``: device
+  count, name, driver version), which is what ``torch.cuda.is_available()`` also asks. A
+  driver older than the build's CUDA major version counts as no GPU;
+* Apple's MPS: macOS on arm64 with torch installed.
+
+:func:`torch_agrees` checks the answer against torch itself where torch is loaded anyway
+(tests, the benchmark).
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import os
 import platform
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
@@ -24,21 +41,71 @@ class Resolved:
     notice: str | None  # set when the choice was not available and we fell back
 
 
-def available() -> dict[str, DeviceInfo]:
-    """Devices torch can use on this machine, CPU always included."""
-    import torch
+def cpu_threads() -> int:
+    """Cores this process may use (its CPU affinity), the size of torch's default thread pool."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
-    found = {
-        "cpu": DeviceInfo(
-            "cpu", f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)", "cpu"
-        )
-    }
-    if torch.cuda.is_available():
-        found["cuda"] = DeviceInfo("cuda", torch.cuda.get_device_name(0), "cuda:0")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+
+def torch_build_cuda() -> str | None:
+    """The CUDA version the installed torch was built for ("13.0"), None for a CPU build or no torch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([\d.]+)['\"]", text, flags=re.M)
+    return found.group(1) if found else None
+
+
+def cuda_driver_devices() -> tuple[int, list[str]]:
+    """(driver version as 13000 for 13.0, names of visible GPUs) from libcuda; (0, []) without one."""
+    names = {"Windows": ("nvcuda.dll",), "Darwin": ()}.get(platform.system(), ("libcuda.so.1", "libcuda.so"))
+    for lib in names:
+        try:
+            cuda = ctypes.CDLL(lib)
+            break
+        except OSError:
+            continue
+    else:
+        return 0, []
+    version, count = ctypes.c_int(0), ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+        return 0, []
+    if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return version.value, []
+    found = []
+    for index in range(count.value):
+        handle, buf = ctypes.c_int(0), ctypes.create_string_buffer(256)
+        if cuda.cuDeviceGet(ctypes.byref(handle), index) == 0 and cuda.cuDeviceGetName(buf, 256, handle) == 0:
+            found.append(buf.value.decode(errors="replace"))
+    return version.value, found
+
+
+def available() -> dict[str, DeviceInfo]:
+    """Devices torch can use on this machine, CPU always included (torch is not imported)."""
+    found = {"cpu": DeviceInfo("cpu", f"CPU ({platform.machine()}, {cpu_threads()} threads)", "cpu")}
+    build = torch_build_cuda()
+    if build:
+        driver, gpus = cuda_driver_devices()
+        if gpus and driver // 1000 >= int(build.split(".")[0]):
+            found["cuda"] = DeviceInfo("cuda", gpus[0], "cuda:0")
+    if platform.system() == "Darwin" and platform.machine() == "arm64" and importlib.util.find_spec("torch"):
         found["mps"] = DeviceInfo("mps", "Apple GPU (Metal)", "mps")
     return found
+
+
+def torch_agrees(found: dict[str, DeviceInfo] | None = None) -> bool:
+    """Whether torch itself sees the same accelerators as :func:`available` (imports torch)."""
+    import torch
+
+    found = available() if found is None else found
+    mps = getattr(torch.backends, "mps", None)
+    return ("cuda" in found) == torch.cuda.is_available() and ("mps" in found) == bool(mps and mps.is_available())
 
 
 def resolve(choice: str, devices: dict[str, DeviceInfo] | None = None) -> Resolved:
