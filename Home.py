@@ -7,7 +7,8 @@ import streamlit as st
 from components.sidebar import lab_sidebar
 from core.topics import QUESTIONS, filter_questions, grouped, page_by_slug
 
-st.set_page_config(page_title="CV Interview Lab", page_icon="🔬", layout="wide")
+# A Material icon, not an emoji: checking an emoji compiles Streamlit's emoji table (0.15 s of cold start).
+st.set_page_config(page_title="CV Interview Lab", page_icon=":material/biotech:", layout="wide")
 ROOT = Path(__file__).resolve().parent
 
 st.title("🔬 CV Interview Lab")

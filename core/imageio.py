@@ -29,7 +29,6 @@ import threading
 import warnings
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -284,6 +283,8 @@ def fit_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     if max(h, w) <= long_side:
         return rgb
+    import cv2  # here, not at the top: Home (no resizing) should not pay for OpenCV's import
+
     scale = long_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
@@ -297,10 +298,19 @@ def image_digest(rgb: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def encode_png(rgb: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 array as PNG bytes (for download buttons)."""
+def _encode(rgb: np.ndarray, **save) -> bytes:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, **save)
     return buf.getvalue()
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 array as PNG bytes (lossless: for download buttons)."""
+    return _encode(rgb, format="PNG")
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
+    """Encode an (H, W, 3) uint8 array as JPEG bytes (small and fast: for previews on screen)."""
+    return _encode(rgb, format="JPEG", quality=quality)

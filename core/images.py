@@ -4,13 +4,16 @@ A :class:`LabImage` is what every page works on: the decoded picture at display 
 (long side <= ``DISPLAY_LONG_SIDE``) and a working copy for computation (long side
 <= ``WORK_LONG_SIDE``), plus a digest that keys every per-image cache.
 
-Samples are real photos shipped inside scikit-image (no download), plus one synthetic
-shapes scene from the project's own generator.
+Samples are real photos shipped inside scikit-image's package folder (no download), read
+with Pillow (``skimage.data``'s own loaders import SciPy, a quarter of a second that Home
+would pay), plus one synthetic shapes scene from the project's own generator.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -22,18 +25,19 @@ from core.imageio import (
     image_digest,
 )
 
-# name -> (title, skimage.data function); None means the synthetic shapes scene
+# name -> (title, file in scikit-image's data folder); None means the synthetic shapes scene.
+# Each file is what the skimage.data function of the same name returns (tested).
 SAMPLES: dict[str, tuple[str, str | None]] = {
-    "astronaut": ("Astronaut (portrait, NASA)", "astronaut"),
-    "coffee": ("Coffee cup", "coffee"),
-    "chelsea": ("Chelsea the cat", "chelsea"),
-    "rocket": ("Rocket on the launch pad", "rocket"),
-    "hubble_deep_field": ("Hubble deep field", "hubble_deep_field"),
-    "immunohistochemistry": ("Immunohistochemistry (microscopy)", "immunohistochemistry"),
-    "retina": ("Retina (fundus photo)", "retina"),
-    "camera": ("Cameraman (grayscale)", "camera"),
-    "coins": ("Coins (grayscale)", "coins"),
-    "text": ("Printed text (grayscale)", "text"),
+    "astronaut": ("Astronaut (portrait, NASA)", "astronaut.png"),
+    "coffee": ("Coffee cup", "coffee.png"),
+    "chelsea": ("Chelsea the cat", "chelsea.png"),
+    "rocket": ("Rocket on the launch pad", "rocket.jpg"),
+    "hubble_deep_field": ("Hubble deep field", "hubble_deep_field.jpg"),
+    "immunohistochemistry": ("Immunohistochemistry (microscopy)", "ihc.png"),
+    "retina": ("Retina (fundus photo)", "retina.jpg"),
+    "camera": ("Cameraman (grayscale)", "camera.png"),
+    "coins": ("Coins (grayscale)", "coins.png"),
+    "text": ("Printed text (grayscale)", "text.png"),
     "shapes": ("Synthetic shapes scene (offline data)", None),
 }
 DEFAULT_SAMPLE = "astronaut"
@@ -68,20 +72,26 @@ class LabImage:
         return cls(name, source, display, work, image_digest(work), size, tuple(notes))
 
 
+def sample_path(file: str) -> Path:
+    """Where scikit-image keeps one of its bundled sample files."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("scikit-image is not installed; the sample gallery needs it")
+    return Path(spec.submodule_search_locations[0]) / "data" / file
+
+
 def load_sample(name: str) -> LabImage:
     """A gallery image by key; raises KeyError for an unknown key."""
-    title, fn = SAMPLES[name]
-    if fn is None:
+    title, file = SAMPLES[name]
+    if file is None:
         from core.shapes import make_scene
 
         rgb = make_scene(SHAPES_SAMPLE_SEED, size=480).image
     else:
-        from skimage import data
+        from PIL import Image
 
-        rgb = getattr(data, fn)()
-        if rgb.ndim == 2:
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
-        rgb = np.ascontiguousarray(rgb[..., :3].astype(np.uint8))
+        with Image.open(sample_path(file)) as im:
+            rgb = np.asarray(im.convert("RGB"))
     return LabImage.from_rgb(rgb, name=name, source="sample")
 
 

@@ -15,6 +15,17 @@ def test_every_sample_loads_offline(name):
     assert not img.work.flags.writeable and not img.display.flags.writeable
 
 
+@pytest.mark.parametrize("name", [n for n, (_, file) in SAMPLES.items() if file])
+def test_samples_are_exactly_what_skimage_data_returns(name):
+    """Read with Pillow from scikit-image's folder, pixel for pixel the skimage.data image."""
+    from skimage import data
+
+    expected = getattr(data, name)()
+    if expected.ndim == 2:
+        expected = np.repeat(expected[..., None], 3, axis=2)
+    assert np.array_equal(load_sample(name).display, expected[..., :3])
+
+
 def test_big_upload_is_computed_at_working_size_and_noted():
     rgb = np.zeros((3000, 4000, 3), np.uint8)
     img = from_bytes(encode_png(rgb), name="big.png")
