@@ -30,6 +30,11 @@ class UltralyticsDetector:
     """A YOLO model (ultralytics.YOLO) with NMS disabled; boxes in original image pixels."""
 
     def __init__(self, yolo, *, name: str, title: str, device: str = "cpu", imgsz: int = 640):
+        from models.registry import for_inference
+
+        # Fuse Conv+BatchNorm now (predict would, making new weights), then lay the fused
+        # weights out channels-last; predict's own fuse() is then a no-op that keeps them.
+        for_inference(yolo.model.fuse(), device)
         self.yolo = yolo
         self.name, self.title, self.stages = name, title, "one-stage"
         self.device, self.imgsz = device, imgsz
@@ -71,7 +76,9 @@ class TorchvisionDetector:
         model.roi_heads.nms_thresh = 1.0
         model.roi_heads.score_thresh = CANDIDATE_FLOOR
         model.roi_heads.detections_per_img = 1000
-        self.model = model.eval().to(device)
+        from models.registry import for_inference
+
+        self.model = for_inference(model, device)
         self.name, self.title, self.stages = name, title, "two-stage"
         self.categories, self.device = categories, device
         self._lock = threading.Lock()

@@ -9,11 +9,16 @@ Importing ``ultralytics`` has side effects that a public server must not have:
 * it may auto-install missing requirements, contact its hub and send analytics:
   ``YOLO_AUTOINSTALL=false`` and ``YOLO_OFFLINE=1`` turn that off, and settings sync is off.
   Weight downloads are the registry's job, not Ultralytics'.
+* it sets ``OMP_NUM_THREADS=1`` when unset, so that torch, if Ultralytics is the first to
+  import it, runs every model on one core. Here the variable is set to this process's
+  cores first (a value set by the user is kept).
 """
 
 from __future__ import annotations
 
 import os
+
+from core.devices import cpu_threads
 
 
 def ultralytics():
@@ -21,6 +26,7 @@ def ultralytics():
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
+    os.environ.setdefault("OMP_NUM_THREADS", str(cpu_threads()))
     import ultralytics
     from PIL import Image
     from ultralytics.utils import SETTINGS, patches

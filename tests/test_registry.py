@@ -125,3 +125,37 @@ def test_download_is_atomic_and_world_readable(empty_weights, monkeypatch):
     assert path.read_bytes() == b"bytes"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in empty_weights.iterdir()] == ["yolo11n.pt"]
+
+
+def test_for_inference_changes_layout_not_results():
+    """Channels-last weights, eval mode, and the same outputs (up to float rounding)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3)).train()
+    x = torch.rand(2, 3, 32, 32)
+    expected = net.eval()(x).detach()
+    served = registry.for_inference(net.train())
+    assert not served.training
+    assert served[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.allclose(served(x), expected, atol=1e-5)
+
+
+def test_importing_ultralytics_first_keeps_every_core_for_torch():
+    """Ultralytics sets OMP_NUM_THREADS=1 when it is unset; if it imports torch first, torch
+    would then run every model on one core. models.ultra keeps the cores."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.devices import cpu_threads
+
+    code = ("from models.ultra import ultralytics; ultralytics(); import torch; "
+            "print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                         capture_output=True, text=True, timeout=300, check=True)
+    assert int(out.stdout.strip().splitlines()[-1]) == cpu_threads()
