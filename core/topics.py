@@ -37,6 +37,9 @@ class Page:
     group: str  # one of GROUPS
     icon: str  # one emoji
     blurb: str  # one sentence: what the live demo lets you do
+    # Registered models (models/registry.py) the page may load. A page with a pretrained
+    # one gets the slower warm-rerun budget in the benchmark; set it when the page is built.
+    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ PAGES: tuple[Page, ...] = (
         "Run a one-stage (YOLO11) and a two-stage (Faster R-CNN) detector on your photo, "
         "move the confidence and IoU sliders, and watch non-maximum suppression prune the "
         "candidates.",
+        models=("yolo11n", "fasterrcnn_mobilenet_v3_large_fpn", "shapes-yolo"),
     ),
     Page(
         "anchor-boxes", "Anchor boxes", "pages/02_Anchor_boxes.py", _DET, "⚓",

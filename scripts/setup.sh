@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or update the project's virtual environment (.venv) — sourced by run.sh and test.sh.
 #   scripts/setup.sh          runtime packages (requirements.txt)
-#   scripts/setup.sh dev      runtime + test packages (requirements-dev.txt)
+#   scripts/setup.sh dev      runtime + test packages (requirements-dev.txt) + Chromium (apt),
+#                             for the browser tests and the benchmark
 # Re-running is cheap: pip runs only when the requirements files changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --no-deps "$(grep -E '^opencv-python-headless' requirements.txt)"
   fi
   echo "$want" > "$stamp"
+fi
+
+if [ "${1:-}" = "dev" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Chromium for the browser tests and the benchmark (Debian/Ubuntu apt)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
+  if command -v apt-get >/dev/null; then
+    ($SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core fonts-noto-color-emoji >/dev/null) \
+      || echo "!! could not install chromium: the browser tests will be skipped"
+  else
+    echo "!! no apt-get: install Chromium yourself (or set CHROMIUM=/path); browser tests will be skipped"
+  fi
 fi

@@ -33,6 +33,14 @@ def trained_shapes_yolo():
     return load_or_train_shapes_yolo()
 
 
+@pytest.fixture(scope="session")
+def trained_shapes_cnn():
+    """The project's own shapes classifier, trained once per machine (seconds) into ./weights/trained."""
+    from models.shapes_cnn import load_or_train_shapes_cnn
+
+    return load_or_train_shapes_cnn()
+
+
 @pytest.fixture
 def coco_weights_dir(tmp_path, monkeypatch) -> Path:
     """A weights folder holding the real COCO YOLO11n test weights as yolo11n.pt."""

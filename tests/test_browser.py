@@ -14,19 +14,23 @@ the very first run also trains the shapes YOLO once, which can take several minu
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from benchmark import driver
+from benchmark.driver import (
+    VIEWPORT,
+    active_caption,
+    choose_sample,
+    nav_link,
+    open_url,
+    page_files,
+    rerun,
+    sidebar,
+)
 
 # The generous per-test timeout covers the one-time training of the shapes YOLO in the
 # first test's setup on a fresh machine (about 10 minutes on 2 cores); later runs load it.
@@ -35,69 +39,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 SERVER_LOG = ARTIFACTS / "streamlit-server.log"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
-
-HEALTH_TIMEOUT_S = 60.0
-IDLE_TIMEOUT_S = 60.0  # an ordinary rerun
 SLOW_IDLE_TIMEOUT_S = 240.0  # Object detection: torch + model load on 2 CPUs (first visit)
-SETTLE_S = 0.5  # the app must stay idle this long to count as idle
 EXPECT_MS = 15_000  # auto-retrying DOM assertions, after the app is idle
 
-if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
+if not driver.chromium_available():
     pytest.skip(
-        f"Chromium not found at {CHROMIUM!r} (set CHROMIUM=/path/to/chromium; "
+        f"Chromium not found at {driver.CHROMIUM!r} (set CHROMIUM=/path/to/chromium; "
         "`playwright install` needs internet)",
         allow_module_level=True,
     )
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 PlaywrightError = sync_api.Error
-
-# Counts every transition of the app's script state to "running", so an action can wait
-# for *its* rerun to start and finish instead of mistaking the idle state before it for
-# the idle state after it. Installed in every document the context opens.
-RUN_COUNTER_JS = """
-(() => {
-  window.__stRuns = 0;
-  const attr = 'data-test-script-state';
-  new MutationObserver((records) => {
-    for (const r of records) {
-      if (r.type === 'attributes' && r.attributeName === attr
-          && r.target.getAttribute(attr) === 'running') window.__stRuns += 1;
-    }
-  }).observe(document, {subtree: true, attributes: true, attributeFilter: [attr]});
-})();
-"""
-
-# The app's run state as Streamlit 1.67 exposes it: the root element carries
-# data-test-script-state ("initial" before the first run, then "running"/"notRunning"/
-# "rerunRequested"/"compilationError"...) and data-test-connection-state; the status
-# widget in the header exists only while a run is shown (running-man icon, "Running...").
-APP_STATE_JS = """
-() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const widget = document.querySelector('[data-testid="stStatusWidget"]');
-  return {
-    script: app ? app.getAttribute('data-test-script-state') : null,
-    connection: app ? app.getAttribute('data-test-connection-state') : null,
-    widget: widget ? (widget.innerText || '') : null,
-    widgetRunning: !!document.querySelector(
-        '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidget"] [aria-label^="Running"]'),
-    stale: document.querySelectorAll('[data-stale="true"]').length,
-    elements: document.querySelectorAll('[data-testid="stElementContainer"]').length,
-    runs: window.__stRuns || 0,
-  };
-}
-"""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -110,79 +63,6 @@ def log_tail(lines: int = 60) -> str:
         return f"(no server log at {SERVER_LOG}: {exc})"
     tail = text.splitlines()[-lines:]
     return f"--- last {len(tail)} lines of {SERVER_LOG.relative_to(ROOT)} ---\n" + "\n".join(tail)
-
-
-def _is_idle(state: dict) -> bool:
-    return (
-        state["script"] == "notRunning"
-        and state["connection"] == "CONNECTED"
-        and not state["widgetRunning"]
-        and "running" not in (state["widget"] or "").lower()
-        and state["elements"] > 0
-    )
-
-
-def wait_idle(page, timeout: float = IDLE_TIMEOUT_S, *, after_runs: int | None = None, settle: float = SETTLE_S):
-    """Wait until Streamlit has finished running the script and stays idle for ``settle`` s.
-
-    Idle = the app root says script state "notRunning" while connected, the header status
-    widget shows no "Running" indicator, and some element is rendered. With ``after_runs``
-    (a value of ``runs(page)`` taken before an action) it first waits for a rerun to have
-    started after that action. Raises AssertionError (with the server log tail) on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    idle_since = None
-    state: dict = {}
-    while True:
-        now = time.monotonic()
-        try:
-            state = page.evaluate(APP_STATE_JS)
-        except PlaywrightError:  # navigation in progress: the document is being replaced
-            state = {}
-            idle_since = None
-        if state:
-            if state["script"] == "compilationError":
-                raise AssertionError(f"the app script failed to compile ({page.url})\n{log_tail()}")
-            started = after_runs is None or state["runs"] > after_runs
-            if started and _is_idle(state):
-                idle_since = idle_since or now
-                if now - idle_since >= settle:
-                    return state
-            else:
-                idle_since = None
-        if now > deadline:
-            raise AssertionError(
-                f"Streamlit did not become idle within {timeout:.0f} s on {page.url}; "
-                f"last state {state} (runs before action: {after_runs})\n{log_tail()}"
-            )
-        time.sleep(0.1)
-
-
-def runs(page) -> int:
-    return page.evaluate("() => window.__stRuns || 0")
-
-
-def rerun(page, action, timeout: float = IDLE_TIMEOUT_S):
-    """Do ``action()`` (a click, an upload…) and wait for the rerun it triggers to finish."""
-    before = runs(page)
-    action()
-    return wait_idle(page, timeout, after_runs=before)
-
-
-def open_url(page, url: str, timeout: float = IDLE_TIMEOUT_S):
-    page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-    return wait_idle(page, timeout)
-
-
-def sidebar(page):
-    return page.locator('[data-testid="stSidebar"]')
-
-
-def active_caption(page):
-    """The sidebar caption naming the active image ("Active: <title> · W×H"), whether it is
-    rendered as the image's own caption or as an st.caption below it."""
-    captions = sidebar(page).locator('[data-testid="stImageCaption"], [data-testid="stCaptionContainer"]')
-    return captions.filter(has_text=re.compile(r"^\s*Active:"))
 
 
 MAX_SHOT_HEIGHT = 16_000
@@ -241,108 +121,20 @@ def diagnosed(page, name: str):
         raise AssertionError(f"{type(exc).__name__}: {message}{url}{shot}\n{log_tail()}") from exc
 
 
-def page_files() -> list[Path]:
-    """Every page of the app, in Streamlit's own sidebar order."""
-    from streamlit.source_util import page_sort_key
-
-    return sorted((ROOT / "pages").glob("*.py"), key=page_sort_key)
-
-
-def nav_link(page, script: Path):
-    """The sidebar-navigation link of a page script (expanding "View N more" if needed)."""
-    from streamlit.source_util import page_icon_and_name
-
-    _, url_name = page_icon_and_name(script)
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    expect(nav).to_be_visible(timeout=EXPECT_MS)
-
-    def find():
-        for link in nav.locator("a").all():
-            path = urllib.parse.unquote(urllib.parse.urlparse(link.get_attribute("href") or "").path)
-            if path.strip("/").rsplit("/", 1)[-1] == url_name:
-                return link
-        return None
-
-    link = find()
-    more = nav.locator('[data-testid="stSidebarNavViewButton"]')
-    if (link is None or not link.is_visible()) and more.count() and more.inner_text().startswith("View"):
-        if "more" in more.inner_text():
-            more.click()
-        link = find()
-    assert link is not None, f"no sidebar link for {script.name} (url path {url_name!r}); links: " + ", ".join(
-        nav.locator("a").all_inner_texts()
-    )
-    return link, url_name
-
-
-def choose_sample(page, title: str):
-    combo = sidebar(page).get_by_role("combobox", name="Sample")
-    combo.click()
-    option = page.get_by_role("option", name=title, exact=True)
-    expect(option).to_be_visible(timeout=EXPECT_MS)
-    rerun(page, option.click)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200 and response.read().strip() == b"ok"
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(trained_shapes_yolo):
     """`streamlit run Home.py` on a free loopback port; yields the base URL."""
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("FAILED-*.png"):  # from an earlier run
         old.unlink()
-    port = _free_port()
-    env = dict(os.environ, CVLAB_OFFLINE="1", YOLO_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "Home.py",
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--client.showErrorDetails", "full",
-        "--browser.gatherUsageStats", "false",
-    ]
-    log = open(SERVER_LOG, "w", buffering=1)
-    log.write(f"$ {' '.join(cmd)}\n")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while not _healthy(f"{base}/_stcore/health"):
-            if proc.poll() is not None:
-                raise AssertionError(f"streamlit exited with code {proc.returncode} before answering\n{log_tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{base}/_stcore/health did not answer 'ok' within {HEALTH_TIMEOUT_S:.0f} s\n{log_tail()}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
+    with driver.AppServer(SERVER_LOG, env={"CVLAB_OFFLINE": "1", "YOLO_OFFLINE": "1"}) as app:
+        yield app.base
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        chromium = driver.launch_chromium(pw)
         try:
             yield chromium
         finally:
@@ -352,14 +144,11 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     """A fresh browser context (own cookies, own Streamlit session) per test."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(RUN_COUNTER_JS)
-    context.set_default_timeout(30_000)
-    tab = context.new_page()
+    tab = driver.new_page(browser)
     try:
         yield tab
     finally:
-        context.close()
+        tab.context.close()
 
 
 # --------------------------------------------------------------------------- tests

@@ -1,0 +1,140 @@
+"""The app part of the benchmark: a real `streamlit run Home.py` and Chromium, as a user has it.
+
+* Cold start: from spawning ``streamlit run Home.py`` to Home's script having finished in
+  the browser (title shown, sidebar rendered), several times, each with a new server.
+* Pages: every script in ``pages/`` (discovered, like the tests), plus Home. Each is
+  opened from the sidebar navigation, as a user does, in several *tours* of the whole app:
+  the first tour meets the models cold, later tours (each a new browser session) warm.
+  On each visit the page's main slider (the first slider in its main area) is moved one
+  step back and forth ``repeats`` times; each move is one warm rerun. A page without a
+  slider is rerun with Streamlit's own "R" shortcut.
+* Memory: the server's resident memory and its peak after each tour.
+
+Every time is measured in the page: from the action (spawn, click, key press) to the
+moment Streamlit reports the script run finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from benchmark import driver
+from core import perf
+from core.topics import page_by_file
+
+HOME_TITLE = "CV Interview Lab"
+COLD_TIMEOUT_S = 900.0  # a first visit may load torch, a model, or train the shapes YOLO
+
+
+def _summary(samples: list[float]) -> dict:
+    timing = perf.Timing(tuple(s * 1000 for s in samples))
+    return {"p50_s": timing.p50 / 1000, "p95_s": timing.p95 / 1000, "n": timing.n,
+            "samples_s": [round(s, 3) for s in samples]}
+
+
+def _problems(page) -> list[str]:
+    """Exceptions and st.error boxes on the page (sidebar included)."""
+    found = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    return [text[:300] for text in found.all_inner_texts()]
+
+
+def _home_title(page, timeout_ms: int = 15_000) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator('[data-testid="stMain"] h1').filter(has_text=HOME_TITLE)).to_be_visible(timeout=timeout_ms)
+
+
+def _moves(page, repeats: int) -> tuple[str, list[float]]:
+    """Move the main slider ``repeats`` times (alternating right/left); the seconds of each rerun."""
+    thumb = driver.main_slider(page)
+    samples = []
+    if thumb is None:
+        label = "rerun (R)"
+        for _ in range(repeats):
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")  # "r" in a text box is typing
+            samples.append(driver.rerun(page, lambda: page.keyboard.press("r")))
+        return label, samples
+    label = "slider: " + page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.locator(
+        '[data-testid="stWidgetLabel"]').inner_text().strip()
+    for i in range(repeats):
+        key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+        samples.append(driver.rerun(page, lambda: driver.nudge(page, thumb, key)))
+    return label, samples
+
+
+def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5, tours: int = 3,
+        cold_repeats: int = 3, log: Callable[[str], None] = print) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from benchmark.report import rerun_budget_s
+
+    visits: list[tuple[Path | None, dict]] = []  # (page script, its figures); None is Home
+    for script in [None, *driver.page_files()]:
+        meta = script and page_by_file(script.relative_to(driver.ROOT).as_posix())
+        models = meta.models if meta else ()
+        visits.append((script, {
+            "title": "Home" if script is None else (meta.title if meta else script.stem),
+            "file": "Home.py" if script is None else f"pages/{script.name}",
+            "models": list(models), "budget_s": rerun_budget_s(models),
+            "first_render_cold_s": None, "first_render_warm_s": [], "samples": [], "errors": [],
+        }))
+
+    with sync_playwright() as pw:
+        browser = driver.launch_chromium(pw)
+        warm = driver.new_page(browser)  # Chromium's own first start is not the app's cold start
+        warm.goto("about:blank")
+        warm.context.close()
+
+        cold: list[float] = []
+        server = None
+        for i in range(cold_repeats):
+            page = driver.new_page(browser)  # the tab is ready before the server starts, as a user's is
+            server = driver.AppServer(out_dir / f"server-{i}.log", env=env).start()
+            cold.append(driver.open_url(page, server.base, timeout=120, since=server.started_at))
+            _home_title(page)
+            log(f"  cold start {i + 1}/{cold_repeats}: {cold[-1]:.2f} s")
+            if i < cold_repeats - 1:
+                page.context.close()
+                server.stop()
+
+        memory = []
+        try:
+            for tour in range(tours):
+                if tour:
+                    page = driver.new_page(browser)
+                    driver.open_url(page, server.base)
+                    _home_title(page)
+                for script, row in visits:
+                    if script is None:
+                        seconds = 0.0  # Home is already open: its first render is the cold start
+                    else:
+                        link, _ = driver.nav_link(page, script)
+                        seconds = driver.rerun(page, link.click, timeout=COLD_TIMEOUT_S)
+                        if tour == 0:
+                            row["first_render_cold_s"] = seconds
+                        else:
+                            row["first_render_warm_s"].append(seconds)
+                    row["errors"] += [f"tour {tour + 1}: {p}" for p in _problems(page)]
+                    row["control"], samples = _moves(page, repeats)
+                    row["samples"] += samples
+                    log(f"  tour {tour + 1}/{tours} · {row['title']}: first render {seconds:.2f} s, "
+                        f"reruns p50 {perf.percentile(samples, 50):.2f} s")
+                page.context.close()
+                memory.append({k: round(v, 1) for k, v in server.memory_mb().items()})
+                log(f"  after tour {tour + 1}: server RSS {memory[-1]['rss']:.0f} MB, peak {memory[-1]['peak']:.0f} MB")
+        finally:
+            server.stop()
+            browser.close()
+
+    for _, row in visits:
+        row["rerun"] = _summary(row.pop("samples"))
+    visits[0][1]["first_render_cold_s"] = perf.percentile(cold, 50)
+    first, last = memory[0]["rss"], memory[-1]["rss"]
+    return {
+        "env": env_label,
+        "cold_start": {"samples_s": [round(c, 3) for c in cold], "p50_s": perf.percentile(cold, 50)},
+        "pages": [row for _, row in visits],
+        "memory": {"tours": [{"rss_mb": m["rss"], "peak_mb": m["peak"]} for m in memory],
+                   "growth_pct": (last - first) / first * 100},
+    }

@@ -1,0 +1,136 @@
+"""The lab's speed and memory budgets, judged on a benchmark result, and the Markdown table.
+
+Pure Python: a result is the JSON-able dict that ``python -m benchmark`` writes, and
+:func:`verdicts` turns it into one line per budget (met, missed, or not measured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+COLD_START_S = 3.0
+RERUN_PLAIN_S = 0.3  # pages without a pretrained model
+RERUN_PRETRAINED_S = 1.0  # pages with a pretrained model (YOLO, classifier, DeepLab, CAM, Mask R-CNN)
+PEAK_RSS_MB = 2500.0  # Community Cloud's ceiling is about 2.7 GB
+GROWTH_PCT = 5.0
+YOLO_LIMIT_RATIO = 3.0  # YOLO11n latency at 640 within 3x of FLOPs / measured peak
+YOLO_MODEL = "yolo11n"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    what: str
+    budget: str
+    measured: str
+    ok: bool | None  # None: not measured in this run
+
+    @property
+    def mark(self) -> str:
+        return {True: "✅ met", False: "❌ missed", None: "— not measured"}[self.ok]
+
+
+def rerun_budget_s(models: tuple[str, ...] | list[str]) -> float:
+    """A page's warm-rerun budget: the slower one if it may load a pretrained (downloaded) model."""
+    from models.registry import get_spec
+
+    pretrained = any(get_spec(name).source != "trained" for name in models)
+    return RERUN_PRETRAINED_S if pretrained else RERUN_PLAIN_S
+
+
+def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f} {unit}".strip()
+
+
+def verdicts(result: dict[str, Any]) -> list[Verdict]:
+    """One verdict per budget of issue 3, for whatever parts ``result`` holds."""
+    out: list[Verdict] = []
+    app = result.get("app")
+    if app:
+        cold = app["cold_start"]
+        out.append(Verdict("Cold start to Home rendered (p50 of runs)", f"≤ {COLD_START_S:g} s",
+                           f"{cold['p50_s']:.2f} s (max {max(cold['samples_s']):.2f} s)",
+                           cold["p50_s"] <= COLD_START_S))
+        for page in app["pages"]:
+            rerun = page["rerun"]
+            kind = "pretrained model" if page["budget_s"] == RERUN_PRETRAINED_S else "no pretrained model"
+            out.append(Verdict(f"Warm rerun p50, {page['title']} ({kind}; {page['control']})",
+                               f"≤ {page['budget_s']:g} s", f"{rerun['p50_s']:.2f} s (p95 {rerun['p95_s']:.2f} s)",
+                               rerun["p50_s"] <= page["budget_s"]))
+            if page.get("errors"):
+                out.append(Verdict(f"{page['title']}: no exception or error shown", "none",
+                                   f"{len(page['errors'])} shown", False))
+        mem = app["memory"]
+        peak = mem["tours"][0]["peak_mb"]
+        out.append(Verdict("Peak RSS of the server after visiting every page", f"≤ {PEAK_RSS_MB / 1000:g} GB",
+                           f"{peak / 1000:.2f} GB", peak <= PEAK_RSS_MB))
+        out.append(Verdict(f"Memory growth between the 1st and {len(mem['tours'])}rd tour (RSS)",
+                           f"≤ {GROWTH_PCT:g} %", f"{mem['growth_pct']:+.1f} %", mem["growth_pct"] <= GROWTH_PCT))
+    else:
+        out.append(Verdict("Cold start, warm reruns, memory (the app part)", "see issue 3", "—", None))
+    models = result.get("models")
+    yolo = next((r for r in (models or {}).get("rows", []) if r["name"] == YOLO_MODEL), None)
+    if yolo:
+        out.append(Verdict(f"YOLO11n latency at {yolo['input_size']} vs FLOPs ÷ peak ({models['device']})",
+                           f"≤ {YOLO_LIMIT_RATIO:g}× the compute limit",
+                           f"{yolo['ratio']:.2f}× ({yolo['latency']['p50_ms']:.0f} ms vs {yolo['limit_ms']:.0f} ms)",
+                           yolo["ratio"] <= YOLO_LIMIT_RATIO))
+    else:
+        out.append(Verdict("YOLO11n latency vs FLOPs ÷ peak", f"≤ {YOLO_LIMIT_RATIO:g}×", "—", None))
+    return out
+
+
+def all_met(result: dict[str, Any]) -> bool:
+    """Every measured budget met (and something measured)."""
+    judged = [v.ok for v in verdicts(result) if v.ok is not None]
+    return bool(judged) and all(judged)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    gpu = f", GPU: {machine['gpu']}" if machine.get("gpu") else ", no GPU"
+    return (f"{machine['cpu']} ({machine['cores']} cores), {machine['ram_gb']:.0f} GB RAM{gpu}; "
+            f"Python {machine['python']}, torch {machine['torch']}, Streamlit {machine['streamlit']}, "
+            f"Ultralytics {machine['ultralytics']}; {machine['date']}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The benchmark as Markdown: budgets first, then pages, memory and models."""
+    parts = [f"Measured on: {machine_line(result['machine'])}.", "", "**Budgets**", "",
+             _table(["What", "Budget", "Measured", ""],
+                    [[v.what, v.budget, v.measured, v.mark] for v in verdicts(result)])]
+    app = result.get("app")
+    if app:
+        rows = []
+        for page in app["pages"]:
+            rerun = page["rerun"]
+            warm = page["first_render_warm_s"]
+            rows.append([page["title"], f"{page['first_render_cold_s']:.2f}",
+                         f"{min(warm):.2f}–{max(warm):.2f}" if warm else "—",
+                         f"{rerun['p50_s']:.2f} / {rerun['p95_s']:.2f} (n={rerun['n']})", page["control"]])
+        cold = app["cold_start"]
+        parts += ["", f"**Pages** (Chromium against `streamlit run Home.py`, {app['env']}; cold start "
+                      f"{', '.join(f'{s:.2f}' for s in cold['samples_s'])} s)", "",
+                  _table(["Page", "First render, models cold (s)", "First render, warm (s)",
+                          "Warm rerun p50 / p95 (s)", "Control moved"], rows)]
+        tours = app["memory"]["tours"]
+        parts += ["", "**Server memory** after each tour of every page: "
+                  + ", ".join(f"tour {i + 1}: RSS {t['rss_mb']:.0f} MB (peak {t['peak_mb']:.0f} MB)"
+                              for i, t in enumerate(tours))
+                  + f"; growth {app['memory']['growth_pct']:+.1f} %."]
+    models = result.get("models")
+    if models:
+        rows = [[r["name"], r["weights"], r["input"], f"{r['params_m']:.1f}", f"{r['gflops']:.2f}",
+                 f"{r['latency']['p50_ms']:.1f} / {r['latency']['p95_ms']:.1f}", f"{r['limit_ms']:.1f}",
+                 f"{r['ratio']:.1f}×"] for r in models["rows"]]
+        rows += [[r["name"], "—", "—", "—", "—", r["error"], "—", "—"] for r in models.get("failed", [])]
+        parts += ["", f"**Models** on {models['device']} (matrix-multiply peak {models['peak_gflops']:.0f} GFLOP/s "
+                      f"in float32; compute limit = FLOPs ÷ peak)", "",
+                  _table(["Model", "Weights", "Input", "Params (M)", "GFLOPs", "Latency p50 / p95 (ms)",
+                          "Compute limit (ms)", "× limit"], rows)]
+    return "\n".join(parts) + "\n"
