@@ -75,6 +75,27 @@ def test_home_lists_every_question_and_filters():
     assert any("No question matches" in i.value for i in at.info)
 
 
+HEAVY = ("torch", "torchvision", "ultralytics", "cv2", "scipy", "skimage", "captum", "pandas", "altair")
+
+
+def test_home_imports_nothing_heavy():
+    """Cold start budget (issue 3): Home renders without importing torch, OpenCV, SciPy...
+    Run in a fresh interpreter, since this test process has imported them all already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({HOME!r}, default_timeout=120).run()\n"
+        "assert not at.exception, at.exception\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"Home imported {out.stdout.strip()}"
+
+
 def test_sample_choice_persists_across_pages():
     at = _home()
     at.selectbox(key="lab.sample").set_value("coffee").run()
