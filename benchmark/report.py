@@ -64,7 +64,7 @@ def verdicts(result: dict[str, Any]) -> list[Verdict]:
         peak = mem["tours"][0]["peak_mb"]
         out.append(Verdict("Peak RSS of the server after visiting every page", f"≤ {PEAK_RSS_MB / 1000:g} GB",
                            f"{peak / 1000:.2f} GB", peak <= PEAK_RSS_MB))
-        out.append(Verdict(f"Memory growth between the 1st and {len(mem['tours'])}rd tour (RSS)",
+        out.append(Verdict(f"Memory growth between the 1st and last of {len(mem['tours'])} tours (RSS)",
                            f"≤ {GROWTH_PCT:g} %", f"{mem['growth_pct']:+.1f} %", mem["growth_pct"] <= GROWTH_PCT))
     else:
         out.append(Verdict("Cold start, warm reruns, memory (the app part)", "see issue 3", "—", None))
