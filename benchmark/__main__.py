@@ -1,9 +1,9 @@
 """CV Interview Lab's benchmark: cold start, every page, memory, and every registered model.
 
-    python -m benchmark                      # everything (about 5-10 minutes on 2 CPU cores)
+    python -m benchmark                      # everything (about 2 minutes on 2 CPU cores)
     python -m benchmark --part models        # only the models part (no browser needed)
     python -m benchmark --part app --repeats 9
-    python -m benchmark --weights ../shared/weights-as-folder   # use that weights folder
+    python -m benchmark --weights /data/lab-weights   # pages and models use that weights folder
     python -m benchmark --readme --check     # write the table into README.md; exit 1 if a budget is missed
 
 Writes ``bench-results/benchmark.json`` and ``bench-results/benchmark.md`` (and the server

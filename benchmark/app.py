@@ -11,7 +11,7 @@
 * Memory: the server's resident memory and its peak after each tour.
 
 Every time is measured in the page: from the action (spawn, click, key press) to the
-moment Streamlit reports the script run finished.
+arrival of the last message of the script run it caused (see ``driver.RUN_COUNTER_JS``).
 """
 
 from __future__ import annotations
@@ -87,7 +87,6 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
         warm.context.close()
 
         cold: list[float] = []
-        server = None
         for i in range(cold_repeats):
             page = driver.new_page(browser)  # the tab is ready before the server starts, as a user's is
             server = driver.AppServer(out_dir / f"server-{i}.log", env=env).start()
