@@ -112,6 +112,16 @@ def healthy(url: str) -> bool:
         return False
 
 
+def log_tail(log: Path, lines: int = 60) -> str:
+    """The last ``lines`` of a server log, headed with its path (for failure messages)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no server log at {log}: {exc})"
+    tail = text.splitlines()[-lines:]
+    return f"--- last {len(tail)} lines of {log} ---\n" + "\n".join(tail)
+
+
 @dataclass
 class AppServer:
     """``streamlit run Home.py`` on a free loopback port, logging to ``log``.
@@ -168,12 +178,7 @@ class AppServer:
         return values
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no server log at {self.log}: {exc})"
-        tail = text.splitlines()[-lines:]
-        return f"--- last {len(tail)} lines of {self.log} ---\n" + "\n".join(tail)
+        return log_tail(self.log, lines)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

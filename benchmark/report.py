@@ -38,10 +38,6 @@ def rerun_budget_s(models: tuple[str, ...] | list[str]) -> float:
     return RERUN_PRETRAINED_S if pretrained else RERUN_PLAIN_S
 
 
-def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f} {unit}".strip()
-
-
 def verdicts(result: dict[str, Any]) -> list[Verdict]:
     """One verdict per budget of issue 3, for whatever parts ``result`` holds."""
     out: list[Verdict] = []

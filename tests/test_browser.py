@@ -56,15 +56,6 @@ PlaywrightError = sync_api.Error
 # --------------------------------------------------------------------------- helpers
 
 
-def log_tail(lines: int = 60) -> str:
-    try:
-        text = SERVER_LOG.read_text(errors="replace")
-    except OSError as exc:
-        return f"(no server log at {SERVER_LOG}: {exc})"
-    tail = text.splitlines()[-lines:]
-    return f"--- last {len(tail)} lines of {SERVER_LOG.relative_to(ROOT)} ---\n" + "\n".join(tail)
-
-
 MAX_SHOT_HEIGHT = 16_000
 
 # Streamlit scrolls inside its own containers, not the document, so Playwright's full_page
@@ -118,7 +109,7 @@ def diagnosed(page, name: str):
         message = str(exc).split("\nAria snapshot:")[0]  # Playwright appends a page dump
         if len(message) > 4000:
             message = message[:4000] + " …"
-        raise AssertionError(f"{type(exc).__name__}: {message}{url}{shot}\n{log_tail()}") from exc
+        raise AssertionError(f"{type(exc).__name__}: {message}{url}{shot}\n{driver.log_tail(SERVER_LOG)}") from exc
 
 
 @pytest.fixture(scope="module")
