@@ -110,6 +110,7 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
                     else:
                         link, _ = driver.nav_link(page, script)
                         seconds = driver.rerun(page, link.click, timeout=COLD_TIMEOUT_S)
+                        driver.wait_title(page, row["title"])
                         if tour == 0:
                             row["first_render_cold_s"] = seconds
                         else:

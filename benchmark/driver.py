@@ -72,6 +72,8 @@ RUN_COUNTER_JS = """
 # data-test-script-state ("initial" before the first run, then "running"/"notRunning"/
 # "rerunRequested"/"compilationError"...) and data-test-connection-state; the status
 # widget in the header exists only while a run is shown (running-man icon, "Running...").
+# A widget whose JavaScript is loaded on demand (st.slider in 1.67) is drawn as an
+# stSkeleton placeholder until its chunk arrives, after the run's last message.
 APP_STATE_JS = """
 () => {
   const app = document.querySelector('[data-testid="stApp"]');
@@ -83,6 +85,7 @@ APP_STATE_JS = """
     widgetRunning: !!document.querySelector(
         '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidget"] [aria-label^="Running"]'),
     stale: document.querySelectorAll('[data-stale="true"]').length,
+    skeletons: document.querySelectorAll('[data-testid="stSkeleton"]').length,
     elements: document.querySelectorAll('[data-testid="stElementContainer"]').length,
     msgs: window.__stMsgs || 0,
     lastMsgAt: window.__stLastMsgAt,
@@ -220,6 +223,7 @@ def _is_idle(state: dict) -> bool:
         and not state["widgetRunning"]
         and "running" not in (state["widget"] or "").lower()
         and state["elements"] > 0
+        and not state["skeletons"]  # a widget whose code is still being lazy-loaded (a slider)
     )
 
 
@@ -256,6 +260,19 @@ def wait_idle(page, timeout: float = IDLE_TIMEOUT_S, *, after: int | None = None
                 f"last state {state} (messages before the action: {after})"
             )
         time.sleep(poll)
+
+
+def wait_title(page, title: str, timeout: float = IDLE_TIMEOUT_S) -> None:
+    """Wait until the main area's heading shows ``title`` and the app is idle again.
+
+    After a page switch the last message can arrive before React has put the new page into
+    the DOM (or while the previous page's elements are still there), so a caller that is
+    about to look for the new page's widgets waits for its title first."""
+    from playwright.sync_api import expect
+
+    heading = page.locator('[data-testid="stMain"] h1').filter(has_text=title)
+    expect(heading.first).to_be_visible(timeout=timeout * 1000)
+    wait_idle(page, timeout)
 
 
 def messages(page) -> int:

@@ -30,9 +30,10 @@ def test_benchmark_app_part_covers_every_page(tmp_path, trained_shapes_yolo, tra
     app = result["app"]
     pages = {p["file"]: p for p in app["pages"]}
     assert set(pages) == {"Home.py"} | {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
-    assert pages["pages/01_Object_detection.py"]["control"] == "slider: Confidence threshold"
     for file, page in pages.items():
         assert not page["errors"], (file, page["errors"])
+    assert pages["pages/01_Object_detection.py"]["control"] == "slider: Confidence threshold"
+    for file, page in pages.items():
         assert page["rerun"]["n"] == 4, file  # 2 tours x 2 moves, each one a rerun that finished
         assert all(0 < s < 120 for s in page["rerun"]["samples_s"]), (file, page["rerun"])
         assert page["control"] == "rerun (R)" or page["control"].startswith("slider: "), page["control"]
