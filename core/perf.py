@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) with linear interpolation (numpy's default method)."""
-    if not values:
+    if len(values) == 0:  # len, not truthiness: numpy arrays are welcome too
         raise ValueError("percentile of no values")
     if not 0 <= q <= 100:
         raise ValueError(f"q must be within 0..100, got {q}")

@@ -186,7 +186,8 @@ class _SceneBuilder:
             return False
         lost = np.bincount(covered, minlength=len(self.labels))
         visible = np.bincount(self.owner[self.owner >= 0], minlength=len(self.labels)) - lost
-        return bool(np.all(visible >= self.min_visible * np.asarray(self.areas)))
+        # and never less than one pixel, so min_visible=0 cannot leave an empty, unboxable mask
+        return bool(np.all((visible >= self.min_visible * np.asarray(self.areas)) & (visible > 0)))
 
     def add(self, cls: int, mask: np.ndarray) -> None:
         """Paint shape ``cls`` over ``mask`` in a colour that contrasts with what is around it."""
