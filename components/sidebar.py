@@ -18,9 +18,12 @@ from core import devices
 from core.imageio import ImageDecodeError, encode_jpeg, fit_long_side
 from core.images import DEFAULT_SAMPLE, SAMPLES, LabImage, from_bytes, load_sample
 from core.params import Param, parse
+from core.safetext import literal
 
 SOURCES = ("Sample photo", "Upload", "Camera")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
+# Every type the decoder reads, plus HEIC/HEIF so an iPhone photo gets the decoder's advice
+# ("convert it to JPEG") instead of the uploader's bare "file type not allowed".
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "avif", "heic", "heif"]
 IMG_PARAM = Param(default=DEFAULT_SAMPLE, kind=str, choices=tuple(SAMPLES))
 
 _IMAGE, _SAMPLE, _SOURCE, _DEVICE = "_lab.image", "_lab.sample", "_lab.source", "_lab.device"
@@ -80,7 +83,7 @@ def _take(file, source: str) -> None:
         st.session_state[_IMAGE] = from_bytes(file.getvalue(), name=file.name, source=source)
         st.session_state[_ERROR] = None
     except ImageDecodeError as err:
-        st.session_state[_ERROR] = f"{file.name}: {err} The previous image stays active."
+        st.session_state[_ERROR] = f"{literal(file.name)}: {err} The previous image stays active."
 
 
 def _image_section() -> LabImage:
@@ -115,7 +118,7 @@ def _image_section() -> LabImage:
         del st.query_params["img"]
     w, h = image.original_size
     st.image(_thumbnail(image.digest, image), width="stretch")
-    st.caption(f"Active: {image.title} · {w}×{h}")
+    st.caption(f"Active: {literal(image.title)} · {w}×{h}")
     for note in image.notes:
         st.caption(note)
     return image

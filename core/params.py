@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.safetext import literal
+
 
 @dataclass(frozen=True, kw_only=True)
 class Param:
@@ -47,6 +49,7 @@ def parse(raw: str | None, spec: Param) -> tuple[Any, str | None]:
     if raw is None:
         return spec.default, None
     text = str(raw).strip()[:100]
+    shown = literal(text, 40)  # the notice is Markdown on the page: a link value is shown, never rendered
     try:
         if spec.kind is bool:
             if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
@@ -62,10 +65,10 @@ def parse(raw: str | None, spec: Param) -> tuple[Any, str | None]:
         else:
             value = text
     except (ValueError, OverflowError):
-        return spec.default, f"'{text}' is not a valid {spec.kind.__name__}; using {spec.default}."
+        return spec.default, f"'{shown}' is not a valid {spec.kind.__name__}; using {spec.default}."
     ok, why = _check(spec, value)
     if not ok:
-        return spec.default, f"'{text}' {why}; using {spec.default}."
+        return spec.default, f"'{shown}' {why}; using {spec.default}."
     return value, None
 
 
