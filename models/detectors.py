@@ -8,13 +8,13 @@ torchvision's NMS, which reproduces what the library would have returned (tested
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol
 
 import numpy as np
 
 from core.detection import CANDIDATE_FLOOR, Candidates, Detections
+from core.hooks import lock_for
 
 
 class Detector(Protocol):
@@ -39,7 +39,9 @@ class UltralyticsDetector:
         self.name, self.title, self.stages = name, title, "one-stage"
         self.device, self.imgsz = device, imgsz
         names = yolo.names
-        self._lock = threading.Lock()  # ultralytics predictors are not thread-safe
+        # Ultralytics predictors keep per-call state: one call at a time, sharing the lock of
+        # the network itself so that a page hooking it (core.hooks) is serialised with it too.
+        self._lock = lock_for(yolo.model)
         self.categories = tuple(names[i] for i in range(len(names)))
 
     def candidates(self, rgb: np.ndarray) -> Candidates:
@@ -81,7 +83,7 @@ class TorchvisionDetector:
         self.model = for_inference(model, device)
         self.name, self.title, self.stages = name, title, "two-stage"
         self.categories, self.device = categories, device
-        self._lock = threading.Lock()
+        self._lock = lock_for(self.model)
 
     def candidates(self, rgb: np.ndarray) -> Candidates:
         import torch

@@ -1,0 +1,80 @@
+"""Bounded jobs: work a user can start (training a model, a latency benchmark) that takes
+seconds to minutes must not be startable hundreds of times, nor run for ever.
+
+    TRAINING = JobGate("training run", max_running=1, per_session=1, time_limit_s=600)
+
+    with TRAINING.slot(session_id) as deadline:          # JobRefused if not allowed now
+        for epoch in range(epochs):
+            deadline.check()                              # JobTimeout once over the limit
+            ...
+
+* ``max_running``: jobs of this kind running on the whole server (the rest are refused
+  with a message, not queued: a queue of 30 would only grow while students click).
+* ``per_session``: jobs one session may have running at once.
+* ``time_limit_s``: the job checks its deadline (cheaply, e.g. once per batch) and stops.
+Memory is bounded by the jobs themselves (fixed dataset, batch and image sizes), which
+their pages state. ``str()`` of both exceptions is a sentence for the user.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class JobRefused(RuntimeError):
+    """The job was not started; the message says why and what to do."""
+
+
+class JobTimeout(RuntimeError):
+    """The job ran past its time limit and was stopped."""
+
+
+class Deadline:
+    def __init__(self, what: str, limit_s: float):
+        self.what, self.limit_s = what, limit_s
+        self.ends_at = time.monotonic() + limit_s
+
+    @property
+    def remaining_s(self) -> float:
+        return max(0.0, self.ends_at - time.monotonic())
+
+    def check(self) -> None:
+        if time.monotonic() >= self.ends_at:
+            raise JobTimeout(f"The {self.what} was stopped after its limit of {self.limit_s:g} s.")
+
+
+class JobGate:
+    def __init__(self, what: str, *, max_running: int = 1, per_session: int = 1, time_limit_s: float = 600.0):
+        if max_running < 1 or per_session < 1 or time_limit_s <= 0:
+            raise ValueError("max_running and per_session must be >= 1 and time_limit_s > 0")
+        self.what, self.max_running, self.per_session = what, max_running, per_session
+        self.time_limit_s = time_limit_s
+        self._lock = threading.Lock()
+        self._running: Counter[str] = Counter()
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return sum(self._running.values())
+
+    @contextmanager
+    def slot(self, session_id: str) -> Iterator[Deadline]:
+        with self._lock:
+            if self._running[session_id] >= self.per_session:
+                raise JobRefused(f"You already have a {self.what} running; wait for it to finish.")
+            total = sum(self._running.values())
+            if total >= self.max_running:
+                raise JobRefused(f"The server is busy with {total} other {self.what}"
+                                 f"{'s' if total > 1 else ''}; please try again in a minute.")
+            self._running[session_id] += 1
+        try:
+            yield Deadline(self.what, self.time_limit_s)
+        finally:
+            with self._lock:
+                self._running[session_id] -= 1
+                if not self._running[session_id]:
+                    del self._running[session_id]
