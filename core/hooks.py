@@ -13,8 +13,9 @@ activations could be mixed up. So anything that does so holds the model's lock::
         ...
 
 Hooks are removed in ``__exit__`` (also on error), so a ``with`` block cannot leak them.
-Every forward pass of a shared model that a page may hook holds the lock as well (the detectors'
-``predict``) takes ``lock_for(model)`` too. The locks are re-entrant and per model object.
+Every plain forward pass of a shared model that a page may hook holds ``lock_for(model)``
+as well (the detectors' ``predict`` does): a hook fires in whichever thread runs the model.
+The locks are re-entrant and per model object.
 """
 
 from __future__ import annotations
