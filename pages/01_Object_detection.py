@@ -4,7 +4,7 @@ import streamlit as st
 
 from components import models as cm
 from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import grouped_bars, page_header, weights_missing, what_to_notice
 from components.urlstate import UrlState
 from core import detection as det
 from core.annotate import BoxAnnotator
@@ -82,10 +82,11 @@ for name, cands in runs.items():
         counts = det.count_by_class(kept)
         if counts:
             st.caption(" · ".join(f"{k}: {v}" for k, v in counts.items()))
-        st.download_button("Download annotated PNG", encode_png(picture), file_name=f"{name}_detections.png",
-                           mime="image/png", key=f"dl.{name}", width="stretch")
+        # Files are made when the button is clicked (PNG encoding was half of every rerun's time).
+        st.download_button("Download annotated PNG", lambda picture=picture: encode_png(picture),
+                           file_name=f"{name}_detections.png", mime="image/png", key=f"dl.{name}", width="stretch")
         if len(kept):
-            st.download_button("Download boxes (CSV)", det.to_csv(kept), file_name=f"{name}_boxes.csv",
+            st.download_button("Download boxes (CSV)", lambda kept=kept: det.to_csv(kept), file_name=f"{name}_boxes.csv",
                                mime="text/csv", key=f"csv.{name}", width="stretch")
 
 st.subheader("Non-maximum suppression, step by step")
@@ -100,7 +101,6 @@ with b:
     st.image(draw.annotate(image.work, sel.kept),
              caption=f"After NMS at IoU {iou:.2f}: {len(sel.kept)} kept, "
                      f"{len(sel.before_nms) - len(sel.kept)} suppressed", width="stretch")
-st.bar_chart(det.nms_counts(sel), x="class", y=["before NMS", "kept"], stack=False, horizontal=True,
-             height=180 + 32 * len(det.nms_counts(sel)["class"]), x_label="", y_label="boxes")
+grouped_bars(det.nms_counts(sel), category="class", series=["before NMS", "kept"], unit="boxes")
 
 what_to_notice("object-detection")
