@@ -55,13 +55,13 @@ def machine(device_name: str | None) -> dict:
     }
 
 
-def update_readme(table: str, path: Path = README) -> bool:
-    """Put ``table`` between the benchmark markers of the README; False if the markers are missing."""
+def update_readme(table: str, path: Path = README, *, start: str = START, end: str = END) -> bool:
+    """Put ``table`` between the ``start``/``end`` markers of the README; False if they are missing."""
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), flags=re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
         return False
-    path.write_text(pattern.sub(lambda _: f"{START}\n{table}{END}", text), encoding="utf-8")
+    path.write_text(pattern.sub(lambda _: f"{start}\n{table}{end}", text), encoding="utf-8")
     return True
 
 
