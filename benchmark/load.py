@@ -145,11 +145,12 @@ async def wait_idle(page, timeout: float, *, after: int | None = None) -> dict:
 
 
 class Wire:
-    """One tab's Streamlit messages as the browser's network stack saw them (CDP), decoded,
-    with the browser's own timestamps. A run is timed from the ``rerun_script`` request the
-    tab sent to the ``script_finished`` message it received: not delayed when the tab's
-    renderer waits for a CPU that the other tabs share (a timestamp taken inside the page
-    is), and not confused by heartbeats or upload-URL requests."""
+    """One tab's Streamlit messages from its DevTools network log (CDP), decoded. A run is
+    timed from the ``rerun_script`` request the tab sent to the ``script_finished`` message
+    it received, so heartbeats and upload-URL requests do not count. The stamps are taken as
+    the tab handles each frame, so this includes the tab taking in the run's messages (busy
+    when 29 other tabs share its CPU) but not the painting after them, which the in-page
+    time includes."""
 
     def __init__(self):
         self.reruns: list[float] = []  # when each rerun request left the browser
@@ -302,6 +303,15 @@ class Classroom:
                 "buffer": student_png(student.colour, seed=student.index)}
         timing = await act(page, lambda: file_input.set_input_files(files=[good]), wire)
         student.actions.append({"kind": "upload", "page": "Home", **timing})
+        # Replacing a file can take two runs (the old file removed, then the new one added);
+        # the check that follows must see the state after both, so wait for it to show.
+        caption = _sidebar(page).locator('[data-testid="stCaptionContainer"]').filter(
+            has_text=f"Active: {student.file_name}")
+        try:
+            await caption.first.wait_for(state="visible", timeout=60_000)
+            await wait_idle(page, ACTION_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - the check below reports what the page shows instead
+            pass
 
     async def move_slider(self, page, wire: Wire, student: Student, where: str, rng: random.Random) -> None:
         slider = page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first
@@ -429,20 +439,40 @@ async def _run(*, sessions: int, seconds: float, ramp: float, env: dict[str, str
             log(f"  {warm:.1f} s. Now {sessions} students for {seconds:.0f} s (joining over {ramp:.0f} s)…")
             room = Classroom(server.base, students, pages, coco=coco)
             sampler = asyncio.create_task(_sample_memory(server, memory, stop))
+            is_server = lambda cmd: f"--server.port {server.port}" in cmd  # noqa: E731
+            is_browser = lambda cmd: "chromium" in cmd  # noqa: E731
+            cpu0 = {"server": cpu_seconds(is_server), "browsers": cpu_seconds(is_browser)}
             t0 = time.monotonic()
             end_at = t0 + ramp + seconds
             await asyncio.gather(*(room.run_student(browser, s, t0 + ramp * s.index / max(sessions, 1), end_at)
                                    for s in students))
+            cpu = {k: round(cpu_seconds(f) - cpu0[k], 1) for k, f in (("server", is_server), ("browsers", is_browser))}
             stop.set()
             await sampler
             await browser.close()
         peak = server.memory_mb()["peak"]
     finally:
         server.stop()
-    return _summary(students, warm, memory, peak, sessions=sessions, seconds=seconds, coco=coco)
+    return _summary(students, warm, memory, peak, cpu, sessions=sessions, seconds=seconds, ramp=ramp, coco=coco)
 
 
-def _summary(students: list[Student], warm: float, memory: list[float], peak: float, **setup) -> dict:
+def cpu_seconds(match) -> float:
+    """CPU seconds (user + system) used so far by the processes whose command line matches."""
+    import os
+
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if match(proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")):
+                fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _summary(students: list[Student], warm: float, memory: list[float], peak: float, cpu: dict | None = None,
+             **setup) -> dict:
     from core import perf
 
     latencies = [a["seconds"] for s in students for a in s.actions]
@@ -465,10 +495,17 @@ def _summary(students: list[Student], warm: float, memory: list[float], peak: fl
         "exceptions": sum(len(s.errors) for s in students),
         "isolation_failures": sum(len(s.isolation) for s in students),
         "uploaders": sum(s.colour is not None for s in students),
+        "cpu_s": cpu or {},
         "rss_mb": {"start": memory[0] if memory else None, "end": memory[-1] if memory else None,
                    "max_sampled": max(memory, default=None), "peak": peak},
         "students": [asdict(s) | {"n_actions": len(s.actions)} for s in students],
     }
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
 
 
 def verdicts(result: dict) -> list[tuple[str, str, str, bool]]:
@@ -488,12 +525,16 @@ def verdicts(result: dict) -> list[tuple[str, str, str, bool]]:
 def markdown(result: dict) -> str:
     s = result["setup"]
     lines = [f"**Classroom load test**: {s['sessions']} browser sessions ({result['uploaders']} uploading their own "
-             f"image) for {s['seconds']:g} s against one `streamlit run` on 127.0.0.1; "
+             f"image), joining over {s.get('ramp', 0):g} s and working {s['seconds']:g} s more, against one "
+             f"`streamlit run` on 127.0.0.1; "
              f"{'real YOLO11n weights' if s['coco'] else 'offline fallbacks'}; warm-up visit {result['warm_up_s']:.1f} s.",
-             "", "Latency is the server's answer time as each tab's network stack saw it (from the rerun "
-             "request it sent to the last message of that run). The same actions timed inside the pages, "
-             f"where 30 browsers wait for the CPU the server uses: p50 {result['page_p50_s']:.2f} s, "
-             f"p95 {result['page_p95_s']:.2f} s.",
+             "", "Latency runs from the rerun request a tab sent to the 'script finished' message it received, "
+             "both stamped by the tab's DevTools network log: the server's work plus the tab taking in the run's "
+             "messages, but not painting them. The same actions timed inside the pages, "
+             f"where {s['sessions']} browsers wait for the CPU the server uses: p50 {result['page_p50_s']:.2f} s, "
+             f"p95 {result['page_p95_s']:.2f} s. CPU used during the class: server "
+             f"{result['cpu_s'].get('server', 0):.0f} s, the {s['sessions']} browsers {result['cpu_s'].get('browsers', 0):.0f} s "
+             f"(of {(s['seconds'] + s.get('ramp', 0)) * _cores():.0f} CPU-seconds the machine had).",
              "", "| What | Goal | Measured |  |", "|---|---|---|---|"]
     for what, goal, measured, met in verdicts(result):
         lines.append(f"| {what} | {goal} | {measured} | {'✅ met' if met else '❌ missed'} |")

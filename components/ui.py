@@ -65,7 +65,7 @@ def grouped_bars(table: dict[str, list], *, category: str, series: list[str], un
         "encoding": {
             "y": {"field": category, "type": "nominal", "title": None, "sort": None},
             "yOffset": {"field": "series", "sort": series},
-            "x": {"field": unit, "type": "quantitative", "title": unit},
+            "x": {"field": unit, "type": "quantitative", "title": unit, "axis": {"tickMinStep": 1, "format": "d"}},
             "color": {"field": "series", "type": "nominal", "title": None, "sort": series},
         },
         "height": {"step": 14},

@@ -84,7 +84,8 @@ def test_one_upload_limit_everywhere():
 
 @pytest.mark.parametrize("text,shown", [
     ("cat.png", "cat\\.png"),
-    ("![x](http://e/p.png)", "\\!\\[x\\]\\(http\\://e/p\\.png\\)"),
+    ("![x](http://e/p.png)", "\\!\\[x\\]\\(http\\:\u2060//e/p\\.png\\)"),
+    ("see www.e.com", "see www\u2060\\.e\\.com"),
     ("<b>bold</b>", "\\<b\\>bold\\</b\\>"),
     ("$x$ & *y*", "\\$x\\$ \\& \\*y\\*"),
     ("a\x00b\u202ec", "abc"),
