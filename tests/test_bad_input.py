@@ -68,7 +68,7 @@ def _heic_header() -> bytes:
 
 # (name, bytes, phrases in the error message) — each is refused and the previous image stays.
 REFUSED = [
-    ("corrupt.jpg", b"\xff\xd8\xff\xe0" + os.urandom(2000), ["corrupt"]),
+    ("corrupt.jpg", b"\xff\xd8\xff\xe0" + np.random.default_rng(1).bytes(2000), ["corrupt"]),
     ("notes.png", b"these are my lecture notes, not a picture", ["not an image we can read"]),
     ("truncated.jpg", _save(_photo(640, 480), "JPEG", quality=95)[:4000], ["truncated or corrupt"]),
     ("bomb.png", _bomb(), ["too large", "megapixels"]),
@@ -220,7 +220,7 @@ def test_bad_videos_say_why_and_keep_the_previous_video(sandbox, tmp_path):
     at.run()
     assert "frames=12" in at.markdown[0].value and not at.error
     bad = [
-        ("garbage.mp4", b"\x00\x00\x00\x18ftypisom" + os.urandom(3000), "could not be read"),
+        ("garbage.mp4", b"\x00\x00\x00\x18ftypisom" + np.random.default_rng(2).bytes(3000), "could not be read"),
         ("empty.mp4", b"", "empty"),
         ("photo.mp4", _save(_photo(), "PNG"), "image, not a video"),
         ("none.avi", _avi(tmp_path / "none.avi", 0), "no frames"),
