@@ -328,23 +328,32 @@ def active_caption(page):
     return captions.filter(has_text=re.compile(r"^\s*Active:"))
 
 
+NAV = '[data-testid="stSidebarNav"]'
+NAV_MORE = '[data-testid="stSidebarNavViewButton"]'
+
+
+def link_page_name(href: str | None) -> str:
+    """The page a sidebar link's ``href`` points to, as ``url_name`` gives it ("" for Home)."""
+    path = urllib.parse.unquote(urllib.parse.urlparse(href or "").path)
+    return path.strip("/").rsplit("/", 1)[-1]
+
+
 def nav_link(page, script: Path, timeout_ms: int = 15_000):
     """The sidebar-navigation link of a page script (expanding "View N more" if needed)."""
     from playwright.sync_api import expect
 
     name = url_name(script)
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav = page.locator(NAV)
     expect(nav).to_be_visible(timeout=timeout_ms)
 
     def find():
         for link in nav.locator("a").all():
-            path = urllib.parse.unquote(urllib.parse.urlparse(link.get_attribute("href") or "").path)
-            if path.strip("/").rsplit("/", 1)[-1] == name:
+            if link_page_name(link.get_attribute("href")) == name:
                 return link
         return None
 
     link = find()
-    more = nav.locator('[data-testid="stSidebarNavViewButton"]')
+    more = nav.locator(NAV_MORE)
     if (link is None or not link.is_visible()) and more.count() and more.inner_text().startswith("View"):
         if "more" in more.inner_text():
             more.click()

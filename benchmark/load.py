@@ -43,7 +43,6 @@ import io
 import json
 import random
 import time
-import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -222,18 +221,19 @@ async def act(page, action, wire: Wire | None = None, timeout: float = ACTION_TI
     return {"seconds": in_page if on_wire is None else on_wire, "page_seconds": in_page}
 
 
-def _sidebar(page):
-    return page.locator('[data-testid="stSidebar"]')
-
-
 async def _nav(page, name: str) -> None:
-    """Click the sidebar link whose URL path is ``name`` ("" for Home)."""
-    nav = page.locator('[data-testid="stSidebarNav"]')
-    for link in await nav.locator("a").all():
-        path = urllib.parse.unquote(urllib.parse.urlparse(await link.get_attribute("href") or "").path)
-        if path.strip("/").rsplit("/", 1)[-1] == name:
-            await link.click()
-            return
+    """Click the sidebar link whose URL path is ``name`` ("" for Home), expanding the
+    navigation's "View N more" first when the link is hidden behind it (as driver.nav_link)."""
+    nav = page.locator(driver.NAV)
+    for expanded in (False, True):
+        for link in await nav.locator("a").all():
+            if driver.link_page_name(await link.get_attribute("href")) == name and await link.is_visible():
+                await link.click()
+                return
+        more = nav.locator(driver.NAV_MORE)
+        if expanded or not await more.count() or "more" not in await more.inner_text():
+            break
+        await more.click()
     raise AssertionError(f"no sidebar link to {name or 'Home'!r}")
 
 
@@ -252,8 +252,7 @@ class Classroom:
             mine = student.colour is not None and "previous image stays active" in text and "broken" in text
             if not mine:
                 student.errors.append(f"{where}: {text[:200]}")
-        caption = await _sidebar(page).locator('[data-testid="stCaptionContainer"]').filter(
-            has_text="Active:").first.inner_text()
+        caption = await driver.active_caption(page).first.inner_text()
         if not caption.strip().startswith(f"Active: {student.expected_title}"):
             student.isolation.append(f"{where}: sidebar says {caption.strip()!r}, expected {student.expected_title!r}")
         if student.colour is not None:
@@ -282,7 +281,7 @@ class Classroom:
                                      f"this student's is {student.colour}")
 
     async def choose_image(self, page, wire: Wire, student: Student) -> None:
-        side = _sidebar(page)
+        side = driver.sidebar(page)
         if student.sample:
             combo = side.get_by_role("combobox", name="Sample")
             await combo.click()
@@ -305,8 +304,7 @@ class Classroom:
         student.actions.append({"kind": "upload", "page": "Home", **timing})
         # Replacing a file can take two runs (the old file removed, then the new one added);
         # the check that follows must see the state after both, so wait for it to show.
-        caption = _sidebar(page).locator('[data-testid="stCaptionContainer"]').filter(
-            has_text=f"Active: {student.file_name}")
+        caption = driver.active_caption(page).filter(has_text=f"Active: {student.file_name}")
         try:
             await caption.first.wait_for(state="visible", timeout=60_000)
             await wait_idle(page, ACTION_TIMEOUT_S)
