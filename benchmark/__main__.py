@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The project's own fallback models are trained once per machine (minutes); do it
     # before timing anything, so no first page visit is a training run.
-    for name in ("shapes-cnn", "shapes-yolo"):
+    for name in [s.name for s in registry.REGISTRY.values() if s.source == "trained"]:
         if not registry.get_spec(name).is_present():
             print(f"Training {name} first (once per machine)…")
             from models.prefetch import main as prefetch

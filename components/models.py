@@ -56,11 +56,7 @@ def ensure_trained(name: str) -> None:
     def progress(fraction: float, message: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
-    if name == "shapes-yolo":
-        from models.shapes_yolo import load_or_train_shapes_yolo as train
-    else:
-        from models.shapes_cnn import load_or_train_shapes_cnn as train
-    train(progress=progress)
+    registry.train(name, progress=progress)
     bar.empty()
 
 

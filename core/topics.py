@@ -73,23 +73,27 @@ PAGES: tuple[Page, ...] = (
         "anchor-boxes", "Anchor boxes", "pages/02_Anchor_boxes.py", _DET, "⚓",
         "Lay a grid of anchors over your image, change their scales and aspect ratios, and "
         "see which anchors are matched to each object at the IoU threshold you choose.",
+        models=("yolo11n", "shapes-yolo"),
     ),
     Page(
         "mask-r-cnn", "Mask R-CNN and instance segmentation", "pages/03_Mask_R-CNN.py", _DET,
         "🎭",
         "Run Mask R-CNN on your photo and toggle its boxes, per-instance masks and labels "
         "to see how every object gets a pixel mask of its own.",
+        models=("maskrcnn_resnet50_fpn", "yolo11n-seg", "shapes-maskrcnn", "shapes-yolo-seg"),
     ),
     Page(
         "semantic-segmentation", "Semantic segmentation", "pages/04_Semantic_segmentation.py",
         _DET, "🗺️",
         "Segment your photo with a pretrained fully convolutional network, blend the "
         "per-pixel class map over the image, and inspect which classes cover how much of it.",
+        models=("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "shapes-seg"),
     ),
     Page(
         "object-tracking", "Object tracking", "pages/05_Object_tracking.py", _DET, "🛰️",
         "Track the objects in a short video clip, follow each track ID from frame to frame, "
         "and spot where identities switch or tracks are lost.",
+        models=("yolo11n", "shapes-yolo"),
     ),
     # --- Inside the network and robustness ------------------------------------------
     Page(

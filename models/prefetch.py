@@ -27,11 +27,7 @@ def _bar(name: str):
 
 
 def _train(name: str) -> None:
-    if name == "shapes-cnn":
-        from models.shapes_cnn import load_or_train_shapes_cnn as train
-    else:
-        from models.shapes_yolo import load_or_train_shapes_yolo as train
-    train(progress=_bar(name))
+    registry.train(name, progress=_bar(name))
 
 
 def main(argv: list[str] | None = None) -> int:

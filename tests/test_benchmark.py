@@ -100,7 +100,7 @@ def test_parts_not_run_are_not_measured_rather_than_met():
         ((), report.RERUN_PLAIN_S),
         (("shapes-cnn",), report.RERUN_PLAIN_S),
         (("shapes-yolo", "yolo11n"), report.RERUN_PRETRAINED_S),
-        (("maskrcnn_resnet50_fpn_v2",), report.RERUN_PRETRAINED_S),
+        (("maskrcnn_resnet50_fpn",), report.RERUN_PRETRAINED_S),
     ],
 )
 def test_rerun_budget_follows_the_models_a_page_declares(models, budget):

@@ -9,7 +9,7 @@ import pytest
 from models import prefetch, registry
 
 TORCHVISION = [s for s in registry.REGISTRY.values() if s.source == "torchvision"]
-REQUIRED = {"yolo11n", "yolo11n-seg", "fasterrcnn_mobilenet_v3_large_fpn", "maskrcnn_resnet50_fpn_v2",
+REQUIRED = {"yolo11n", "yolo11n-seg", "fasterrcnn_mobilenet_v3_large_fpn", "maskrcnn_resnet50_fpn",
             "deeplabv3_mobilenet_v3_large", "resnet18", "mobilenet_v3_large"}
 
 
