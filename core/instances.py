@@ -67,7 +67,7 @@ class InstanceMasks:
 
     def areas(self) -> np.ndarray:
         """Pixels per binary mask."""
-        return self.binary.reshape(len(self), -1).sum(axis=1)
+        return self.binary.reshape(len(self), int(np.prod(self.masks.shape[1:]))).sum(axis=1)
 
 
 def empty(size: tuple[int, int], categories: tuple[str, ...]) -> InstanceMasks:
@@ -78,8 +78,8 @@ def empty(size: tuple[int, int], categories: tuple[str, ...]) -> InstanceMasks:
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU between two stacks of boolean masks of the same size."""
-    a2 = a.reshape(len(a), -1).astype(np.float32)
-    b2 = b.reshape(len(b), -1).astype(np.float32)
+    a2 = a.reshape(len(a), int(np.prod(a.shape[1:]))).astype(np.float32)
+    b2 = b.reshape(len(b), int(np.prod(b.shape[1:]))).astype(np.float32)
     inter = a2 @ b2.T
     union = a2.sum(1)[:, None] + b2.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
@@ -107,3 +107,49 @@ class MaskAnnotator:
                 contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
                 cv2.drawContours(out, contours, -1, tuple(int(c) for c in self.colour(i)), self.outline)
         return out
+
+
+def best_match_ious(pred: InstanceMasks, truth: InstanceMasks) -> np.ndarray:
+    """Per true instance: the best IoU between its mask and a predicted mask of the same class
+    (0 when no prediction has that class). Both use their own ``mask_threshold``."""
+    if len(truth) == 0:
+        return np.zeros(0, np.float64)
+    if len(pred) == 0:
+        return np.zeros(len(truth), np.float64)
+    iou = mask_iou(truth.binary, pred.binary)
+    same = truth.labels[:, None] == pred.labels[None, :]
+    return np.where(same, iou, 0.0).max(axis=1)
+
+
+def label_image(instances: InstanceMasks) -> np.ndarray:
+    """(H, W) uint16 instance-id image: 0 background, ``i + 1`` where instance ``i`` (in the
+    given order, best first after ``select``) covers the pixel; a better instance wins overlaps."""
+    w, h = instances.size
+    out = np.zeros((h, w), np.uint16)
+    binary = instances.binary
+    for i in range(len(instances) - 1, -1, -1):  # worst first, so the best is painted last
+        out[binary[i]] = i + 1
+    return out
+
+
+def encode_label_png(labels: np.ndarray) -> bytes:
+    """A label image as a lossless PNG: 8-bit greyscale when ids fit, else 16-bit."""
+    import io
+
+    from PIL import Image
+
+    labels = np.ascontiguousarray(labels)
+    small = labels.max(initial=0) < 256
+    image = Image.fromarray(labels.astype(np.uint8 if small else np.uint16))  # mode "L" or "I;16"
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def correct_detections(pred: InstanceMasks, truth: InstanceMasks, *, iou: float = 0.5) -> np.ndarray:
+    """Per predicted instance: whether its mask overlaps a true instance of the same class by at
+    least ``iou`` (duplicates of one object all count; this is a mask-quality check, not AP)."""
+    if len(pred) == 0 or len(truth) == 0:
+        return np.zeros(len(pred), bool)
+    same = pred.labels[:, None] == truth.labels[None, :]
+    return np.where(same, mask_iou(pred.binary, truth.binary), 0.0).max(axis=1) >= iou

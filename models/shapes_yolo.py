@@ -85,11 +85,19 @@ def detection_scene(seed: int) -> Scene:
     return make_scene(seed, **SCENE)
 
 
-def write_dataset(root: Path, *, n_train: int, n_val: int) -> Path:
+def box_label_lines(scene: Scene) -> list[str]:
+    """A scene's YOLO detection label rows (one ``cls cx cy w h`` per instance)."""
+    h, w = scene.image.shape[:2]
+    return yolo_label_lines(scene.boxes, scene.labels, w, h)
+
+
+def write_dataset(root: Path, *, n_train: int, n_val: int,
+                  label_lines: Callable[[Scene], list[str]] = box_label_lines) -> Path:
     """Draw scenes into ``root/images|labels/train|val`` and return the data yaml's path.
 
     Train scenes use seeds ``0 .. n_train-1``, val scenes ``50000 ..``; anything from
-    100000 on (tests, :data:`EVAL_SEEDS`) is never seen in training.
+    100000 on (tests, :data:`EVAL_SEEDS`) is never seen in training. ``label_lines`` turns
+    a scene into its label file's rows (boxes here; polygons for the segmenter).
     """
     splits = {"train": (TRAIN_SEEDS_START, n_train), "val": (VAL_SEEDS_START, n_val)}
     if n_train > VAL_SEEDS_START - TRAIN_SEEDS_START or n_val > 50_000:
@@ -99,9 +107,8 @@ def write_dataset(root: Path, *, n_train: int, n_val: int) -> Path:
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             scene = detection_scene(seed0 + i)
-            h, w = scene.image.shape[:2]
             cv2.imwrite(str(root / "images" / split / f"{i:05d}.png"), scene.image[..., ::-1])
-            lines = yolo_label_lines(scene.boxes, scene.labels, w, h)
+            lines = label_lines(scene)
             (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n" if lines else "")
     names = "\n".join(f"  {i}: {name}" for i, name in enumerate(SHAPE_CLASSES))
     yaml = root / "shapes.yaml"
@@ -132,17 +139,18 @@ def _offline_training(*, quiet: bool = True) -> Iterator[None]:
         LOGGER.setLevel(level)
 
 
-def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE) -> Path:
-    """yolo11n.yaml (the layers ultralytics ships) with ``nc`` = 6 and scale "n" set to ``scale``."""
+def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE, base: str = "yolo11n.yaml") -> Path:
+    """``base`` (yolo11n.yaml: the layers ultralytics ships; yolo11n-seg.yaml for the
+    segmenter) with ``nc`` = 6 and scale "n" set to ``scale``."""
     _ultralytics()
     from ultralytics.nn.tasks import yaml_model_load
     from ultralytics.utils import YAML
 
-    cfg = yaml_model_load("yolo11n.yaml")  # packaged with ultralytics: no download
+    cfg = yaml_model_load(base)  # packaged with ultralytics: no download
     cfg = {k: v for k, v in cfg.items() if k not in ("scale", "yaml_file")}
     cfg["nc"] = len(SHAPE_CLASSES)
     cfg["scales"] = {"n": [float(scale[0]), float(scale[1]), int(scale[2])]}
-    path = folder / "yolo11n-shapes.yaml"  # the "11n" in the name selects scale "n"
+    path = folder / f"{Path(base).stem}-shapes.yaml"  # the "11n" in the name selects scale "n"
     YAML.save(path, cfg)
     return path
 
@@ -150,6 +158,36 @@ def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE) -> P
 def weights_path() -> Path:
     """Where the trained detector is cached (inside ``models.registry.trained_dir()``)."""
     return trained_dir() / FILE_NAME
+
+
+def fit_on_shapes(model_yaml: Path, data: Path, runs: Path, *, task: str, report: Progress, seed: int,
+                  epochs: int, imgsz: int, batch: int, **train_overrides):
+    """Ultralytics' own trainer on a shapes dataset from ``model_yaml`` (no pretrained weights),
+    with the offline-safe arguments; runs go to ``runs``. Returns the finished trainer.
+
+    Call it inside :func:`_offline_training`. ``report(fraction, text)`` is told after each epoch."""
+    _ultralytics()
+    from ultralytics import YOLO
+
+    model = YOLO(str(model_yaml), task=task)
+
+    def on_epoch_end(trainer) -> None:
+        done = trainer.epoch + 1
+        losses = trainer.label_loss_items(trainer.tloss) if isinstance(trainer.tloss, dict) else {}
+        text = ", ".join(f"{k.split('/')[-1]} {float(v):.2f}" for k, v in losses.items())
+        report(done / trainer.epochs, f"epoch {done}/{trainer.epochs}: {text}")
+
+    model.add_callback("on_train_epoch_end", on_epoch_end)
+    args = dict(data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, nbs=batch, workers=0,
+                device="cpu", plots=False, amp=False, val=False, project=str(runs),
+                name="train", exist_ok=True, seed=seed, deterministic=True, verbose=False,
+                pretrained=False, cache="disk", optimizer="AdamW", lr0=0.004, warmup_epochs=1,
+                # cache="disk": .npy next to the temp images; "ram" caching is not deterministic.
+                # Mosaic and strong rescaling shrink shapes to a few pixels at this size.
+                close_mosaic=0, mosaic=0.0, scale=0.2, fliplr=0.5, patience=epochs, save_period=-1)
+    args.update(train_overrides)
+    model.train(**args)
+    return model.trainer
 
 
 def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: Path | None = None,
@@ -176,25 +214,9 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
         tmp = Path(tmp)
         report(0.0, f"drawing {n_train + n_val} training scenes")
         data = write_dataset(tmp / "data", n_train=n_train, n_val=n_val)
-        model = YOLO(str(write_model_yaml(tmp, scale=model_scale)), task="detect")
-
-        def on_epoch_end(trainer) -> None:
-            done = trainer.epoch + 1
-            losses = trainer.label_loss_items(trainer.tloss) if isinstance(trainer.tloss, dict) else {}
-            text = ", ".join(f"{k.split('/')[-1]} {float(v):.2f}" for k, v in losses.items())
-            report(done / trainer.epochs, f"epoch {done}/{trainer.epochs}: {text}")
-
-        model.add_callback("on_train_epoch_end", on_epoch_end)
-        args = dict(data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, nbs=batch, workers=0,
-                    device="cpu", plots=False, amp=False, val=False, project=str(tmp / "runs"),
-                    name="train", exist_ok=True, seed=seed, deterministic=True, verbose=False,
-                    pretrained=False, cache="disk", optimizer="AdamW", lr0=0.004, warmup_epochs=1,
-                    # cache="disk": .npy next to the temp images; "ram" caching is not deterministic.
-                    # Mosaic and strong rescaling shrink shapes to a few pixels at this size.
-                    close_mosaic=0, mosaic=0.0, scale=0.2, fliplr=0.5, patience=epochs, save_period=-1)
-        args.update(train_overrides)
-        model.train(**args)
-        trainer = model.trainer
+        trainer = fit_on_shapes(write_model_yaml(tmp, scale=model_scale), data, tmp / "runs", task="detect",
+                                report=report, seed=seed, epochs=epochs, imgsz=imgsz, batch=batch,
+                                **train_overrides)
         weights = Path(trainer.last)
         metrics = {
             "train_seconds": round(time.perf_counter() - t0, 1),
@@ -214,20 +236,21 @@ def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: 
     return dest, metrics
 
 
-def _load(path: Path) -> "YOLO | None":
-    """The cached detector, or None if it is absent, unreadable or from another code version."""
+def _load(path: Path, *, task: str = "detect", format_version: int = FORMAT_VERSION) -> "YOLO | None":
+    """The cached model, or None if it is absent, unreadable, of another task or from another
+    code version (``format_version``)."""
     if not path.is_file():
         return None
     _ultralytics()
     from ultralytics import YOLO
 
     try:
-        yolo = YOLO(str(path), task="detect")
+        yolo = YOLO(str(path), task=task)
     except Exception:  # a corrupt or foreign file is simply retrained
         return None
     meta = (getattr(yolo, "ckpt", None) or {}).get("cvlab") or {}
     names = tuple(yolo.names[i] for i in sorted(yolo.names))
-    if meta.get("format_version") != FORMAT_VERSION or names != SHAPE_CLASSES:
+    if meta.get("format_version") != format_version or names != SHAPE_CLASSES or yolo.task != task:
         return None
     return yolo
 
