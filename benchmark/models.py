@@ -53,7 +53,7 @@ def prepare(name: str, device: str) -> Prepared:
     """The network registered as ``name`` on ``device``, and one real input for it."""
     spec = registry.get_spec(name)
     size = spec.input_size
-    if spec.source in ("ultralytics", "trained") and spec.task in ("detect", "segment"):
+    if spec.is_ultralytics:
         from models.ultra import ultralytics
 
         if spec.is_present() or spec.source == "trained":
@@ -68,6 +68,16 @@ def prepare(name: str, device: str) -> Prepared:
 
         return Prepared(registry.for_inference(load_or_train_shapes_cnn(), device),
                         (preprocess(_photo(None, shapes=True)).to(device),), f"1×3×{size}×{size}", TRAINED_HERE)
+    if name == "shapes-seg":
+        from models.shapes_seg import preprocess
+
+        x = preprocess(_photo(None, shapes=True))
+        return Prepared(registry.for_inference(registry.train(name), device), (x.to(device),),
+                        "×".join(str(d) for d in x.shape), TRAINED_HERE)
+    if name == "shapes-maskrcnn":  # an R-CNN: a list of images, resized inside to its input size
+        rgb = _photo((size, size), shapes=True)
+        return Prepared(registry.for_inference(registry.train(name), device), ([_tensor(rgb).to(device)],),
+                        f"{size}×{size} shapes scene", TRAINED_HERE)
     if spec.source == "torchvision":
         if spec.is_present():
             module, weights = registry.build_torchvision(name), PRETRAINED

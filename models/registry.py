@@ -66,6 +66,11 @@ class ModelSpec:
     def path(self) -> Path:
         return weights_dir() / self.file
 
+    @property
+    def is_ultralytics(self) -> bool:
+        """Served by ``ultralytics.YOLO`` (a published checkpoint or one of our trained YOLOs)."""
+        return self.source == "ultralytics" or (self.trainer or "").startswith("models.shapes_yolo")
+
     def is_present(self) -> bool:
         return self.path.is_file() and self.path.stat().st_size > 0
 
@@ -428,7 +433,7 @@ def build_architecture(name: str, **overrides):
     kwargs = dict(weights=None, num_classes=len(categories(name)), **overrides)
     if spec.task in ("detect", "segment", "semantic"):
         kwargs["weights_backbone"] = None
-    if spec.task == "semantic":
+    if spec.task == "semantic" and "lraspp" not in spec.tv_builder:  # LR-ASPP has no auxiliary head
         kwargs["aux_loss"] = True
     return builder(**kwargs).eval()
 
