@@ -1,10 +1,9 @@
 """Semantic segmentation (Q7, Q20): DeepLabV3 / LR-ASPP per-pixel classes, live."""
 
-import importlib.util
-
 import numpy as np
 import streamlit as st
 
+from components import instances as ci
 from components import models as cm
 from components import semantic as cs
 from components.sidebar import lab_sidebar
@@ -139,24 +138,13 @@ COCO_NAME = {"aeroplane": "airplane", "diningtable": "dining table", "motorbike"
              "pottedplant": "potted plant", "sofa": "couch", "tvmonitor": "tv"}
 
 
-def _instance_runner():
-    """``components.instances.instances`` when that module exists here, else None."""
-    if importlib.util.find_spec("components.instances") is None:
-        return None
-    from components.instances import instances
-
-    return instances
-
-
 def _instance_model(offline: bool) -> str | None:
     """Which instance segmenter to compare with, or None (then the scene's true masks are used)."""
-    if _instance_runner() is None:
-        return None
     if not offline:
         return None if cm.check_available("maskrcnn_resnet50_fpn") else "maskrcnn_resnet50_fpn"
     # The shapes Mask R-CNN trains for minutes: use it once it exists (the Mask R-CNN page
     # trains it), rather than making this page's visitor wait for it.
-    if importlib.util.find_spec("models.shapes_maskrcnn") is None or not registry.get_spec("shapes-maskrcnn").is_present():
+    if not registry.get_spec("shapes-maskrcnn").is_present():
         return None
     return "shapes-maskrcnn"
 
@@ -179,8 +167,11 @@ def semantic_vs_instance() -> None:
                   "segmenter has been trained on this server yet)")
     elif inst_name is not None:
         with st.spinner(f"Running {inst_name} for the comparison…"):
-            instances = _instance_runner()(inst_name, device, image).select(score=0.5, mask=0.5)
-        source = f"**{registry.get_spec(inst_name).title}** (score > 0.5, mask probability > 0.5)"
+            # The shapes Mask R-CNN is sure of its masks but not of its classes (scores 0.2-0.6):
+            # the Mask R-CNN page starts its score slider at 0.2 for it too.
+            floor = 0.2 if inst_name == "shapes-maskrcnn" else 0.5
+            instances = ci.instances(inst_name, device, image).select(score=floor, mask=0.5)
+        source = f"**{registry.get_spec(inst_name).title}** (score > {floor}, mask probability > 0.5)"
     else:
         st.info("No instance segmentation model can run here, so there is nothing to put beside this map: "
                 "an instance model would give every object of a class its own mask, where the map above "
