@@ -41,6 +41,16 @@ def trained_shapes_cnn():
     return load_or_train_shapes_cnn()
 
 
+@pytest.fixture(scope="session")
+def trained_models():
+    """Every model this project trains itself (registry source "trained"), trained once per
+    machine into ./weights/trained: pages fall back on them offline, and a page test must not
+    spend AppTest's timeout on a first training run."""
+    from models import registry
+
+    return {spec.name: registry.train(spec.name) for spec in registry.REGISTRY.values() if spec.source == "trained"}
+
+
 @pytest.fixture
 def coco_weights_dir(tmp_path, monkeypatch) -> Path:
     """A weights folder holding the real COCO YOLO11n test weights as yolo11n.pt."""

@@ -22,7 +22,7 @@ if not driver.chromium_available():
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
-def test_benchmark_app_part_covers_every_page(tmp_path, trained_shapes_yolo, trained_shapes_cnn):
+def test_benchmark_app_part_covers_every_page(tmp_path, trained_models):
     from benchmark.__main__ import main
 
     assert main(["--part", "app", "--tours", "2", "--repeats", "2", "--cold-repeats", "1", "--out", str(tmp_path)]) == 0

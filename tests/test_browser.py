@@ -113,7 +113,7 @@ def diagnosed(page, name: str):
 
 
 @pytest.fixture(scope="module")
-def server(trained_shapes_yolo):
+def server(trained_models):
     """`streamlit run Home.py` on a free loopback port; yields the base URL."""
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("FAILED-*.png"):  # from an earlier run

@@ -28,7 +28,7 @@ pytest.importorskip("playwright.async_api", reason="the playwright package is no
 
 
 @pytest.fixture
-def weights(tmp_path, trained_shapes_yolo, trained_shapes_cnn) -> Path:
+def weights(tmp_path, trained_models) -> Path:
     """The app's trained fallbacks, plus the real COCO YOLO11n where ../shared has it (then the
     detection page runs on each student's own upload, and its picture is checked too)."""
     from models.registry import weights_dir

@@ -42,7 +42,7 @@ def _captions(at) -> str:
 
 
 @pytest.mark.parametrize("file", PAGE_FILES)
-def test_page_renders_without_exception(file, trained_shapes_yolo):
+def test_page_renders_without_exception(file, trained_models):
     page = page_by_file(file)
     assert page is not None, f"{file} is not in core/topics.py"
     at = _page(file)
