@@ -309,16 +309,14 @@ def test_offline_page_shows_the_pure_functions_numbers(trained_shapes_seg, tmp_p
     assert passes() == seen
 
 
-def test_offline_page_compares_with_the_shapes_mask_rcnn_when_trained(trained_shapes_seg, tmp_path, monkeypatch):
-    maskrcnn = registry.get_spec("shapes-maskrcnn").path
-    if not maskrcnn.is_file():
-        pytest.skip("the shapes Mask R-CNN is not trained on this machine yet (tests/test_pages.py trains it)")
+def test_offline_page_compares_with_the_scenes_true_instances(trained_shapes_seg, tmp_path, monkeypatch):
+    """Scene 0 (the default) holds three circles: one 'circle' class region, three instances."""
     _offline_weights(tmp_path, monkeypatch)
-    shutil.copy(maskrcnn, tmp_path / "trained" / maskrcnn.name)
-    at = _page(scene="11")
+    at = _page()
     assert not at.exception, [e.value for e in at.exception]
     captions = _image_captions(at)
-    assert "Instance:" in captions and "Shapes Mask R-CNN" in captions and "ground truth" not in captions
+    assert "Instance: 3 separate 'circle' mask(s)" in captions and "ground truth" in captions, captions
+    assert "every 'circle' pixel carries the same label" in captions
 
 
 def test_offline_page_bad_link_values_give_notices(trained_shapes_seg, tmp_path, monkeypatch):
