@@ -17,7 +17,6 @@ ReLUs are not in-place, so forward/backward hooks on any layer are safe.
 
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +28,8 @@ import torch
 from torch import nn
 
 from core.shapes import SHAPE_CLASSES, make_classification_set
-from models.registry import atomic_torch_save, trained_dir
+from models.checkpoints import TrainedCache
+from models.registry import trained_dir
 
 Progress = Callable[[float, str], None]
 
@@ -40,7 +40,6 @@ MEAN = (0.5, 0.5, 0.5)  # pixel / 255, then (x - MEAN) / STD
 STD = (0.25, 0.25, 0.25)
 TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 0, 1_000_003  # held-out images come from another seed
 
-_LOCK = threading.Lock()
 
 
 def _block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
@@ -192,52 +191,32 @@ def weights_path() -> Path:
     return trained_dir() / FILE_NAME
 
 
+_CACHE = TrainedCache(
+    "shapes-cnn", build=lambda: ShapesNet(),
+    header={"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES), "input_size": INPUT_SIZE},
+    extra={"mean": list(MEAN), "std": list(STD)},
+)
+
+
 def _checkpoint(model: ShapesNet, metrics: dict) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "state_dict": model.state_dict(),
-        "class_names": list(SHAPE_CLASSES),
-        "input_size": INPUT_SIZE,
-        "mean": list(MEAN),
-        "std": list(STD),
-        "metrics": metrics,
-    }
+    return _CACHE.checkpoint(model, metrics)
 
 
 def _load(path: Path) -> tuple[ShapesNet, dict] | None:
     """The cached model and its checkpoint dict, or None if absent, unreadable or outdated."""
-    if not path.is_file():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if (ckpt.get("format_version") != FORMAT_VERSION or tuple(ckpt.get("class_names", ())) != SHAPE_CLASSES
-                or ckpt.get("input_size") != INPUT_SIZE):
-            return None
-        model = ShapesNet()
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception:  # a corrupt or foreign file is simply retrained
-        return None
-    return model.eval(), ckpt
+    return _CACHE.load(path)
 
 
 def save_checkpoint(model: ShapesNet, metrics: dict, path: Path) -> None:
     """Write the classifier and its metadata atomically to ``path``."""
-    atomic_torch_save(_checkpoint(model, metrics), path)
+    _CACHE.save(model, metrics, path)
 
 
 def load_or_train_shapes_cnn(progress: Progress | None = None) -> ShapesNet:
     """The cached classifier, trained (once, even with concurrent callers) if missing or stale."""
-    with _LOCK:
-        path = weights_path()
-        loaded = _load(path)
-        if loaded is not None:
-            return loaded[0]
-        model, metrics = train_shapes_cnn(progress=progress)
-        save_checkpoint(model, metrics, path)
-        return model
+    return _CACHE.load_or_train(train_shapes_cnn, progress)
 
 
 def load_metrics() -> dict | None:
     """Metrics stored with the cached classifier (None if there is no valid cache)."""
-    loaded = _load(weights_path())
-    return None if loaded is None else dict(loaded[1]["metrics"])
+    return _CACHE.metrics()

@@ -33,7 +33,6 @@ few shapes are found. It is a stand-in that shows every stage working, not a goo
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -44,7 +43,8 @@ import torch
 from torch import nn
 
 from core.shapes import SHAPE_CLASSES
-from models.registry import atomic_torch_save, get_spec
+from models.checkpoints import TrainedCache
+from models.registry import get_spec
 from models.shapes_cnn import torch_threads
 from models.shapes_yolo import detection_scene
 
@@ -70,7 +70,6 @@ EVAL_SEEDS = tuple(range(910_000, 910_060))  # held out: training uses seeds 0 .
 MASK_IOU_BAR = 0.6
 EVAL_SCORE = 0.2
 
-_LOCK = threading.Lock()
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -236,37 +235,29 @@ def weights_path() -> Path:
     return path
 
 
+_CACHE = TrainedCache(
+    "shapes-maskrcnn", build=lambda: build_shapes_maskrcnn(),
+    header={"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES)},
+    extra={"input_size": INPUT_SIZE},
+)
+
+
 def _load(path: Path) -> tuple[nn.Module, dict] | None:
     """(eval model, checkpoint) or None if the file is absent, unreadable or from another version."""
-    if not path.is_file():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt.get("format_version") != FORMAT_VERSION or tuple(ckpt.get("class_names", ())) != SHAPE_CLASSES:
-            return None
-        model = build_shapes_maskrcnn()
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception:  # a corrupt or foreign file is simply retrained
-        return None
-    return model.eval(), ckpt
+    return _CACHE.load(path)
 
 
 def load_or_train_shapes_maskrcnn(progress: Progress | None = None) -> nn.Module:
     """The cached shapes Mask R-CNN (eval mode), trained once (even with concurrent callers) if missing."""
-    with _LOCK:
-        path = weights_path()
-        loaded = _load(path)
-        if loaded is not None:
-            return loaded[0]
+    def train(progress=None):
         model, metrics = train_shapes_maskrcnn(progress=progress)
-        atomic_torch_save({"format_version": FORMAT_VERSION, "state_dict": model.state_dict(),
-                           "class_names": list(SHAPE_CLASSES), "input_size": INPUT_SIZE, "metrics": metrics}, path)
         if progress:
             progress(1.0, f"trained: mean mask IoU {metrics.get('mean_mask_iou', float('nan')):.2f} on held-out scenes")
-        return model
+        return model, metrics
+
+    return _CACHE.load_or_train(train, progress)
 
 
 def load_metrics() -> dict | None:
     """Metrics stored with the cached model (None if there is no valid cache)."""
-    loaded = _load(weights_path())
-    return None if loaded is None else dict(loaded[1]["metrics"])
+    return _CACHE.metrics()

@@ -24,7 +24,6 @@ upsample-to-image-size path the page uses, is stored in the checkpoint (0.75 her
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
-from models.registry import atomic_torch_save, get_spec
+from models.checkpoints import TrainedCache
+from models.registry import get_spec
 from models.shapes_cnn import torch_threads
 
 Progress = Callable[[float, str], None]
@@ -52,7 +52,6 @@ BACKGROUND_WEIGHT = 0.25
 TRAIN_SEED_START = 0
 EVAL_SEED_START, N_EVAL = 100_000, 200  # held-out scenes: never drawn for training
 
-_LOCK = threading.Lock()
 
 
 def _conv(c_in: int, c_out: int, *, stride: int = 1, dilation: int = 1, k: int = 3) -> nn.Sequential:
@@ -241,48 +240,28 @@ def weights_path() -> Path:
     return get_spec("shapes-seg").path
 
 
+_CACHE = TrainedCache(
+    "shapes-seg", build=lambda: ShapesSegNet(),
+    header={"format_version": FORMAT_VERSION, "class_names": list(SEG_CLASSES), "input_size": INPUT_SIZE,
+            "scene": dict(SCENE)},
+    extra={"mean": list(MEAN), "std": list(STD)},
+)
+
+
 def _load(path: Path) -> tuple[ShapesSegNet, dict] | None:
     """The cached net and its checkpoint, or None if absent, unreadable or outdated."""
-    if not path.is_file():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if (ckpt.get("format_version") != FORMAT_VERSION or tuple(ckpt.get("class_names", ())) != SEG_CLASSES
-                or ckpt.get("input_size") != INPUT_SIZE or ckpt.get("scene") != SCENE):
-            return None
-        model = ShapesSegNet()
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception:  # a corrupt or foreign file is simply retrained
-        return None
-    return model.eval(), ckpt
+    return _CACHE.load(path)
 
 
 def save_checkpoint(model: ShapesSegNet, metrics: dict, path: Path) -> None:
-    atomic_torch_save({
-        "format_version": FORMAT_VERSION,
-        "state_dict": model.state_dict(),
-        "class_names": list(SEG_CLASSES),
-        "input_size": INPUT_SIZE,
-        "scene": dict(SCENE),
-        "mean": list(MEAN),
-        "std": list(STD),
-        "metrics": metrics,
-    }, path)
+    _CACHE.save(model, metrics, path)
 
 
 def load_or_train_shapes_seg(progress: Progress | None = None) -> ShapesSegNet:
     """The cached net (eval mode), trained once (even with concurrent callers) if missing or stale."""
-    with _LOCK:
-        path = weights_path()
-        loaded = _load(path)
-        if loaded is not None:
-            return loaded[0]
-        model, metrics = train_shapes_seg(progress=progress)
-        save_checkpoint(model, metrics, path)
-        return model
+    return _CACHE.load_or_train(train_shapes_seg, progress)
 
 
 def load_metrics() -> dict | None:
     """Metrics stored with the cached net (None if there is no valid cache)."""
-    loaded = _load(weights_path())
-    return None if loaded is None else dict(loaded[1]["metrics"])
+    return _CACHE.metrics()
