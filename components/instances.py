@@ -19,22 +19,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from components.models import freeze_heap
+from components.models import SEGMENT_LONG_SIDE, freeze_heap, working_rgb
 from core.images import LabImage
 from core.instances import InstanceMasks
 from models import registry
 
 MAX_MODELS = 4
-WORK_SIDE = 640
 SCORE_FLOOR = 0.05  # detections kept in the cached pass (the score slider starts above it)
 MAX_DETECTIONS = 100
-
-
-def working_rgb(image: LabImage) -> np.ndarray:
-    """The array instance masks are computed on: ``image.work`` at long side <= 640."""
-    from core.imageio import fit_long_side
-
-    return fit_long_side(image.work, WORK_SIDE)
 
 
 def is_maskrcnn(name: str) -> bool:
@@ -48,7 +40,7 @@ def segmenter(name: str, device: str):
 
     spec = registry.get_spec(name)
     if name == "maskrcnn_resnet50_fpn":
-        model = configure(registry.build_torchvision(name), size=WORK_SIDE, score_thresh=SCORE_FLOOR,
+        model = configure(registry.build_torchvision(name), size=SEGMENT_LONG_SIDE, score_thresh=SCORE_FLOOR,
                           detections=MAX_DETECTIONS)
         found = registry.for_inference(model, device)
     elif name == "shapes-maskrcnn":

@@ -85,6 +85,17 @@ def detect(name: str, device: str, digest: str, _image: LabImage) -> Candidates:
     return detector(name, device).candidates(_image.work)
 
 
+SEGMENT_LONG_SIDE = 640  # segmentation models work on (and their masks cover) this copy
+
+
+def working_rgb(image: LabImage):
+    """``image.work`` at long side <= SEGMENT_LONG_SIDE: what the Mask R-CNN, YOLO-seg and
+    semantic models run on, so their masks and maps line up pixel for pixel."""
+    from core.imageio import fit_long_side
+
+    return fit_long_side(image.work, SEGMENT_LONG_SIDE)
+
+
 def stages(name: str) -> str:
     return registry.get_spec(name).stages
 

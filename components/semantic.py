@@ -16,14 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from components.models import freeze_heap
+from components.models import freeze_heap, working_rgb  # the networks resize to ~520 px anyway
 from core.images import LabImage
-from core.imageio import fit_long_side
 from core.semantic import SemanticMap, Segmenter, torchvision_preprocess
 from models import registry
 
 MAX_MODELS = 3
-WORK_LONG_SIDE = 640  # the networks resize to ~520 px anyway; the map is made at this size
 
 
 def load_segmenter(name: str, device: str = "cpu", *, warmup: bool = True) -> Segmenter:
@@ -55,11 +53,6 @@ def segmenter(name: str, device: str) -> Segmenter:
     found = load_segmenter(name, device)
     freeze_heap()
     return found
-
-
-def working_rgb(image: LabImage) -> np.ndarray:
-    """The pixels the map is computed on and drawn over (long side <= WORK_LONG_SIDE)."""
-    return fit_long_side(image.work, WORK_LONG_SIDE)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

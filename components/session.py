@@ -21,12 +21,17 @@ VIDEO_TYPES = ["mp4", "mov", "webm", "avi", "mkv", "m4v"]
 _SPACE = "_lab.space"
 
 
+def session_id() -> str:
+    """This browser session's id (keys per-session temp folders and job slots)."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "no-session"
+
+
 def session_space() -> SessionSpace:
     """This session's temporary folder (created on first use, removed with the session)."""
     ss = st.session_state
     if _SPACE not in ss:
-        ctx = get_script_run_ctx()
-        ss[_SPACE] = SessionSpace(ctx.session_id if ctx else "no-session")
+        ss[_SPACE] = SessionSpace(session_id())
     return ss[_SPACE]
 
 

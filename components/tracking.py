@@ -23,9 +23,9 @@ import contextvars
 import hashlib
 
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from components import models as cm
+from components.session import session_id
 from core import tracking as trk
 from core.jobs import JobGate
 
@@ -54,11 +54,6 @@ class Progress:
         self.slot.empty()
 
 
-def _session() -> str:
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx else "no-session"
-
-
 def video_digest(video) -> str:
     """A digest of a decoded upload's frames, computed once per video object of the session."""
     ss = st.session_state
@@ -80,7 +75,7 @@ def clip(seed: int, x: float, width: float, duration: int) -> trk.Clip:
 
 
 def _detect(frames, detector: str, device: str, progress) -> trk.FrameDetections:
-    with JOBS.slot(_session()) as deadline:
+    with JOBS.slot(session_id()) as deadline:
         return trk.detect_frames(frames, cm.detector(detector, device), progress=progress, check=deadline.check)
 
 
@@ -94,7 +89,7 @@ def clip_detections(seed: int, x: float, width: float, duration: int, detector: 
 def clip_run(seed: int, x: float, width: float, duration: int, detector: str, device: str, tracker: str, conf: float,
              buffer: int, _found: trk.FrameDetections, _progress) -> trk.TrackRun:
     video = clip(seed, x, width, duration)
-    with JOBS.slot(_session()) as deadline:
+    with JOBS.slot(session_id()) as deadline:
         return trk.track_and_render(tracker, video.frames, _found, fps=video.fps, high_thresh=conf,
                                     track_buffer=buffer, gmc="none", clip=video, check=deadline.check,
                                     progress=_progress)
@@ -108,7 +103,7 @@ def upload_detections(digest: str, detector: str, device: str, _frames, _progres
 @st.cache_data(max_entries=4, show_spinner=False)
 def upload_run(digest: str, detector: str, device: str, tracker: str, conf: float, buffer: int, fps: float,
                _frames, _found: trk.FrameDetections, _progress) -> trk.TrackRun:
-    with JOBS.slot(_session()) as deadline:
+    with JOBS.slot(session_id()) as deadline:
         # A filmed scene may pan: BoT-SORT estimates the camera's motion by sparse optical flow.
         return trk.track_and_render(tracker, _frames, _found, fps=fps, high_thresh=conf, track_buffer=buffer,
                                     gmc="sparseOptFlow", check=deadline.check, progress=_progress)
@@ -117,6 +112,6 @@ def upload_run(digest: str, detector: str, device: str, tracker: str, conf: floa
 @st.cache_data(max_entries=4, show_spinner=False)
 def sweep(seed: int, x: float, width: float, durations: tuple[int, ...], detector: str, device: str, conf: float,
           buffer: int, _progress) -> list[trk.SweepPoint]:
-    with JOBS.slot(_session()) as deadline:
+    with JOBS.slot(session_id()) as deadline:
         return trk.occlusion_sweep(seed, durations, cm.detector(detector, device), x=x, width=width, high_thresh=conf,
                                    track_buffer=buffer, progress=_progress, check=deadline.check)

@@ -76,7 +76,7 @@ one = None
 if one_stage:
     with st.spinner("Running YOLO-seg…"):
         one = ci.yolo_seg(one_stage, device, image.digest, image)
-rgb = ci.working_rgb(image)
+rgb = cm.working_rgb(image)
 kept = run.instances.select(score=score, mask=mask_thr)
 
 

@@ -58,7 +58,7 @@ opacity = mid.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=url.key("opacit
                      help="How strongly the class colours are blended over the photo (0 = photo only).")
 with st.spinner(f"Running {SHORT[name]} on the image…"):
     result = cs.segment(name, device, image.digest, image)
-rgb = cs.working_rgb(image)
+rgb = cm.working_rgb(image)
 colours = sem.palette(len(result.categories))
 rows = sem.legend(result)
 focus_options = [ALL] + [r["class"] for r in rows]
