@@ -13,12 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+import streamlit.delta_generator as _delta_generator
 
 from core import devices
 from core.imageio import ImageDecodeError, encode_jpeg, fit_long_side
 from core.images import DEFAULT_SAMPLE, SAMPLES, LabImage, from_bytes, load_sample
 from core.params import Param, parse
 from core.safetext import literal
+
+# Streamlit checks once per process, on the first element, whether it runs in a REPL, by
+# calling inspect.stack(): that reads the source of every frame, 0.2 s of the lab's cold
+# start. The lab always runs under `streamlit run`, so the check is marked done. (A private
+# flag: tests/test_pages.py::test_home_imports_nothing_heavy fails if a Streamlit upgrade renames it.)
+if hasattr(_delta_generator, "_use_warning_has_been_displayed"):
+    _delta_generator._use_warning_has_been_displayed = True
 
 SOURCES = ("Sample photo", "Upload", "Camera")
 # Every type the decoder reads, plus HEIC/HEIF so an iPhone photo gets the decoder's advice
