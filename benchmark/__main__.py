@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "app", "models"), default="all")
     parser.add_argument("--repeats", type=int, default=5, help="slider moves per page visit (default 5)")
     parser.add_argument("--tours", type=int, default=3, help="tours of every page (default 3, at least 2)")
-    parser.add_argument("--cold-repeats", type=int, default=3, help="cold starts of the server (default 3)")
+    parser.add_argument("--cold-repeats", type=int, default=5,
+                        help="cold starts of the server, each after one of a one-line app (default 5)")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="only these registered models")
     parser.add_argument("--device", default="auto", help="auto (default: the GPU if there is one), cpu, cuda, mps")
     parser.add_argument("--weights", type=Path, help="weights folder (sets CVLAB_WEIGHTS for the app and models)")

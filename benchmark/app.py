@@ -24,6 +24,7 @@ from core import perf
 from core.topics import page_by_file
 
 HOME_TITLE = "CV Interview Lab"
+FLOOR_APP = "benchmark/floor/one_line_app.py"  # Streamlit's own cold start, for comparison
 COLD_TIMEOUT_S = 900.0  # a first visit may load torch, a model, or train the shapes YOLO
 
 
@@ -87,12 +88,18 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
         warm.context.close()
 
         cold: list[float] = []
+        floor: list[float] = []
         for i in range(cold_repeats):
+            # Streamlit's own floor first, then the lab, in turns, so both meet the same machine.
+            page = driver.new_page(browser)
+            with driver.AppServer(out_dir / f"floor-{i}.log", env=env, script=FLOOR_APP) as bare:
+                floor.append(driver.open_url(page, bare.base, timeout=120, since=bare.started_at))
+            page.context.close()
             page = driver.new_page(browser)  # the tab is ready before the server starts, as a user's is
             server = driver.AppServer(out_dir / f"server-{i}.log", env=env).start()
             cold.append(driver.open_url(page, server.base, timeout=120, since=server.started_at))
             _home_title(page)
-            log(f"  cold start {i + 1}/{cold_repeats}: {cold[-1]:.2f} s")
+            log(f"  cold start {i + 1}/{cold_repeats}: {cold[-1]:.2f} s (one-line Streamlit app: {floor[-1]:.2f} s)")
             if i < cold_repeats - 1:
                 page.context.close()
                 server.stop()
@@ -133,7 +140,9 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
     first, last = memory[0]["rss"], memory[-1]["rss"]
     return {
         "env": env_label,
-        "cold_start": {"samples_s": [round(c, 3) for c in cold], "p50_s": perf.percentile(cold, 50)},
+        "cold_start": {"samples_s": [round(c, 3) for c in cold], "p50_s": perf.percentile(cold, 50),
+                       "streamlit_floor_samples_s": [round(c, 3) for c in floor],
+                       "streamlit_floor_p50_s": perf.percentile(floor, 50)},
         "pages": [row for _, row in visits],
         "memory": {"tours": [{"rss_mb": m["rss"], "peak_mb": m["peak"]} for m in memory],
                    "growth_pct": (last - first) / first * 100},

@@ -135,6 +135,7 @@ class AppServer:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
     show_errors: bool = True
+    script: str = "Home.py"  # relative to the repository root
     port: int = 0
     started_at: float = 0.0
     proc: subprocess.Popen | None = None
@@ -147,7 +148,7 @@ class AppServer:
         self.port = free_port()
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         cmd = [
-            sys.executable, "-m", "streamlit", "run", "Home.py",
+            sys.executable, "-m", "streamlit", "run", self.script,
             "--server.port", str(self.port),
             "--server.headless", "true",
             "--server.address", "127.0.0.1",

@@ -101,33 +101,39 @@ PAGES: tuple[Page, ...] = (
         "🧬",
         "Pick a layer of a pretrained CNN and browse the feature maps your image produces "
         "there, from edge detectors in the first block to object parts deep in the network.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "interpretability", "Interpretability", "pages/07_Interpretability.py", _INSIDE, "🔍",
         "Compute Grad-CAM, saliency and integrated-gradients maps for a prediction on your "
         "image and compare where each method says the network was looking.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "occlusion-illumination", "Occlusion and illumination",
         "pages/08_Occlusion_and_illumination.py", _INSIDE, "🌗",
         "Slide an occluding patch across your image or change its brightness and contrast, "
         "and watch the classifier's confidence or the detector's boxes respond.",
+        models=('resnet18', 'shapes-cnn', 'yolo11n', 'shapes-yolo'),
     ),
     Page(
         "noise-outliers", "Noise and outliers", "pages/09_Noise_and_outliers.py", _INSIDE, "📡",
         "Add Gaussian, salt-and-pepper or blur noise to your image at rising strength and "
         "compare the model's predictions before and after denoising.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "adversarial-attacks", "Adversarial attacks", "pages/10_Adversarial_attacks.py",
         _INSIDE, "🥷",
         "Craft an FGSM or PGD attack on your image with an epsilon slider and watch a "
         "perturbation you can barely see flip the classifier's answer.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "missing-data", "Missing data", "pages/11_Missing_data.py", _INSIDE, "🧩",
         "Blank out regions of your image and compare how the model copes when the gaps are "
         "zero-filled, blurred over or inpainted.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     # --- Efficiency and deployment --------------------------------------------------
     Page(
