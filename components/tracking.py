@@ -11,7 +11,7 @@ slot of :data:`JOBS` (one run per session, two per server) with a time limit.
 
 Progress bars: a cached function records every Streamlit call it makes and replays it on a
 cache hit; a call on a progress bar created *outside* the function cannot be replayed and
-makes the hit fail (``CacheReplayClosureError``). :class:`Progress` therefore runs its
+makes the hit fail (``CacheReplayClosureError``). :class:`components.ui.Progress` therefore runs its
 updates in a copy of the page's ``contextvars`` context taken before the cached call, where
 Streamlit's "inside a cached function" flag is still unset: the bar moves live and nothing is
 recorded. The bar is created on the first update only, so a cache hit shows no bar at all.
@@ -19,39 +19,18 @@ recorded. The bar is created on the first update only, so a cache hit shows no b
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 
 import streamlit as st
 
 from components import models as cm
 from components.session import session_id
+
 from core import tracking as trk
 from core.jobs import JobGate
 
 JOBS = JobGate("tracking run", max_running=2, per_session=1, time_limit_s=300)
 SWEEP_DURATIONS = (0, 6, 12, 18, 24, 36, 60)  # frames the occluder is present
-
-
-class Progress:
-    """A callable ``(fraction, text)`` that shows an ``st.progress`` bar in ``slot``."""
-
-    def __init__(self, slot):
-        self.slot, self.bar = slot, None
-        self._ctx = contextvars.copy_context()
-
-    def _show(self, fraction: float, text: str) -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        if self.bar is None:
-            self.bar = self.slot.progress(fraction, text=text)
-        else:
-            self.bar.progress(fraction, text=text)
-
-    def __call__(self, fraction: float, text: str) -> None:
-        self._ctx.run(self._show, fraction, text)
-
-    def done(self) -> None:
-        self.slot.empty()
 
 
 def video_digest(video) -> str:

@@ -4,6 +4,7 @@ message shown when a model's weights are missing."""
 
 from __future__ import annotations
 
+import contextvars
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -70,3 +71,28 @@ def grouped_bars(table: dict[str, list], *, category: str, series: list[str], un
         },
         "height": {"step": 14},
     }, width="stretch")
+
+
+class Progress:
+    """A callable ``(fraction, text)`` that shows an ``st.progress`` bar in ``slot`` (an ``st.empty()``).
+
+    It may be called from inside a cached function or a worker: each update runs in the
+    script context captured when the bar was made, so the bar is drawn on the right page and a
+    cache hit (no call) shows no bar. ``done()`` removes it."""
+
+    def __init__(self, slot):
+        self.slot, self.bar = slot, None
+        self._ctx = contextvars.copy_context()
+
+    def _show(self, fraction: float, text: str) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.bar is None:
+            self.bar = self.slot.progress(fraction, text=text)
+        else:
+            self.bar.progress(fraction, text=text)
+
+    def __call__(self, fraction: float, text: str) -> None:
+        self._ctx.run(self._show, fraction, text)
+
+    def done(self) -> None:
+        self.slot.empty()

@@ -19,8 +19,6 @@ Pure computation: no Streamlit. torch, torchvision and ultralytics are imported 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 
@@ -336,14 +334,6 @@ def iou_histogram(matching: Matching, bins: int = 20) -> list[dict]:
     return [{"from": round(float(a), 3), "to": round(float(b), 3), "anchors": int(c)}
             for a, b, c in zip(edges[:-1], edges[1:], counts)]
 
-
-def to_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return out.getvalue()
 
 
 # --- anchor-free: YOLO11's grid points ----------------------------------------------------

@@ -156,8 +156,9 @@ class Classifier:
 
         from core.hooks import lock_for
 
+        device = next(self.model.parameters()).device  # the shared model may sit on a GPU
         with lock_for(self.model), torch.inference_mode():
-            logits = self.model(self.normalise(unit))
+            logits = self.model(self.normalise(unit.to(device)))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def probs(self, rgb: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from core import anchors as ca
 from core import detection as det
 from core.imageio import encode_png, fit_long_side
 from core.params import Param
+from core.tables import rows_csv
 
 st.set_page_config(page_title="Anchor boxes · CV Interview Lab", page_icon="⚓", layout="wide")
 ctx = lab_sidebar()
@@ -143,7 +144,7 @@ with right:
 
 cell_rows = ca.cell_table(anchors, matching, anchors.cell(level, col, row))
 st.dataframe(cell_rows, hide_index=True, width="stretch")
-st.download_button("Download this cell's anchors (CSV)", lambda: ca.to_csv(cell_rows),
+st.download_button("Download this cell's anchors (CSV)", lambda: rows_csv(cell_rows),
                    file_name=f"anchors_stride{stride}_c{col}_r{row}.csv", mime="text/csv", key="dl.cell")
 
 st.subheader("How many anchors, and which match")
@@ -155,7 +156,7 @@ with t1:
     if obj_rows:
         st.markdown("**Each object's best anchor** (coordinates in working-image pixels)")
         st.dataframe(obj_rows, hide_index=True, width="stretch")
-        st.download_button("Download the match table (CSV)", lambda: ca.to_csv(obj_rows),
+        st.download_button("Download the match table (CSV)", lambda: rows_csv(obj_rows),
                            file_name="anchor_matches.csv", mime="text/csv", key="dl.match")
     else:
         st.info("No objects in this image, so every anchor is a negative (background) example.")
@@ -209,7 +210,7 @@ with y2:
     rows = ca.point_table(found)
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
-        st.download_button("Download detections with their grid points (CSV)", lambda: ca.to_csv(rows),
+        st.download_button("Download detections with their grid points (CSV)", lambda: rows_csv(rows),
                            file_name=f"{yolo_name}_grid_points.csv", mime="text/csv", key="dl.points")
     else:
         st.info(f"{yolo_name} finds nothing above confidence {DET_CONF} in this image.")

@@ -7,7 +7,7 @@ from components import models as cm
 from components import tracking as ct
 from components.session import video_input
 from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import Progress, page_header, weights_missing, what_to_notice
 from components.urlstate import UrlState
 from core import tracking as trk
 from core.jobs import JobRefused, JobTimeout
@@ -46,7 +46,7 @@ buffer = right.slider("track_buffer (frames)", 1, 90, key=url.key("buffer", BUFF
 conf = round(conf, 2)
 
 run = None
-progress = ct.Progress(st.empty())
+progress = Progress(st.empty())
 if source == "clip":
     a, b, c, d = st.columns(4)
     seed = int(a.number_input("Clip number (seed)", 0, 9999, step=1, key=url.key("seed", SEED)))
@@ -219,7 +219,7 @@ else:
             st.session_state["_track.sweep"] = sweep_key
     if st.session_state.get("_track.sweep") == sweep_key:
         points = None
-        bar = ct.Progress(st.empty())
+        bar = Progress(st.empty())
         try:
             points = ct.sweep(seed, occ_x, occ_w, durations, SHAPES, device, conf, buffer, bar)
         except (JobRefused, JobTimeout) as err:
