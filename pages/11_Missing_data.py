@@ -1,0 +1,191 @@
+"""Missing data (Q49): remove pixels, fill them back four ways, and train a model that
+expects gaps (random erasing) against one that does not."""
+
+import streamlit as st
+
+from components import missing as cmm
+from components.classifier import active_subject
+from components.session import session_id
+from components.sidebar import lab_sidebar
+from components.ui import page_header, what_to_notice
+from components.urlstate import UrlState
+from core.jobs import JobRefused, JobTimeout
+from core.missing import (ERASING, INPAINTING, MASK_KINDS, MASK_TITLES, PLAIN, STRATEGIES, STRATEGY_TITLES,
+                          ErasingSettings, MaskSpec, reference_table, show_missing)
+from core.params import Param
+
+st.set_page_config(page_title="Missing data · CV Interview Lab", page_icon="🧩", layout="wide")
+ctx = lab_sidebar()
+page_header("missing-data")
+
+KIND = Param(default="pixels", kind=str, choices=MASK_KINDS)
+PCT = Param(default=30, kind=int, lo=0, hi=95)
+BLOCKS = Param(default=6, kind=int, lo=1, hi=40)
+BLOCK_SIZE = Param(default=15, kind=int, lo=5, hi=50)
+STRIPE = Param(default=4, kind=int, lo=1, hi=16)
+SEED = Param(default=0, kind=int, lo=0, hi=9999)
+RADIUS = Param(default=3, kind=int, lo=1, hi=8)
+ERASE_P = Param(default=0.5, lo=0.1, hi=1.0, step=0.1)
+ERASE_AREA = Param(default=0.2, lo=0.05, hi=0.5, step=0.05)
+TEST_FILL = Param(default="zeros", kind=str, choices=("zeros", "mean", "telea"))
+
+url = UrlState("miss")
+subject = active_subject(ctx, url)
+clf = subject.classifier
+
+st.subheader("Remove pixels, then fill them back")
+left, mid, right = st.columns(3)
+kind = left.radio("What goes missing", MASK_KINDS, format_func=MASK_TITLES.get, key=url.key("kind", KIND),
+                  help="Random pixels: dead sensor pixels or a lossy channel. Blocks: occluders, "
+                       "dropped packets of a tiled codec. Stripes: lost scan lines of a rolling sensor.")
+if kind == "blocks":
+    blocks = mid.slider("Number of blocks", 1, 40, key=url.key("blocks", BLOCKS))
+    size = mid.slider("Block size (% of the long side)", 5, 50, step=5, key=url.key("size", BLOCK_SIZE))
+    spec_args = dict(blocks=int(blocks), block_size=size / 100)
+else:
+    label = "Pixels removed (%)" if kind == "pixels" else "Scan lines removed (%)"
+    pct = mid.slider(label, 0, 95, step=5, key=url.key("pct", PCT))
+    spec_args = dict(fraction=pct / 100)
+    if kind == "stripes":
+        spec_args["stripe_height"] = int(mid.slider("Stripe height (px)", 1, 16, key=url.key("stripe", STRIPE)))
+seed = right.number_input("Mask seed", 0, 9999, step=1, key=url.key("seed", SEED),
+                          help="The same seed always removes the same pixels.")
+radius = int(right.slider("Inpainting radius (px)", 1, 8, key=url.key("radius", RADIUS),
+                          help="How far around each missing pixel cv2.inpaint looks for known pixels "
+                               "(its time grows with the square of the radius)."))
+spec = MaskSpec(kind=kind, seed=int(seed), **spec_args)
+
+rgb = cmm.working(subject.digest, subject.image)
+mask = cmm.mask(subject.digest, spec, rgb.shape[:2])
+
+
+def _db(value: float) -> str:
+    if value != value:  # NaN: there is no missing pixel to measure
+        return "— (nothing missing)"
+    return "∞ (identical)" if value == float("inf") else f"{value:.1f} dB"
+
+
+def fills_section() -> None:
+    with st.spinner("Filling the gaps (inpainting is the slow one)…"):
+        results = [cmm.filled(subject.digest, spec, s, radius if s in INPAINTING else 0, rgb) for s in STRATEGIES]
+        probs = cmm.predictions(clf.name, subject.digest, spec, radius, clf, [rgb, *(r.image for r in results)])
+    original_probs, fill_probs = probs[0], probs[1:]
+    reference = subject.truth.label if subject.truth is not None else int(original_probs.argmax())
+    ref_name = clf.categories[reference]
+    ref_why = "the true class" if subject.truth is not None else "the class it predicts on the intact image"
+
+    a, b = st.columns(2)
+    a.image(rgb, caption=f"{subject.title}: intact ({rgb.shape[1]}×{rgb.shape[0]} working copy)", width="stretch")
+    b.image(show_missing(rgb, mask), width="stretch", caption="The same image with its missing pixels in magenta")
+    b.caption(f"Removed: {spec.describe()} → **{mask.mean():.1%} of the image** "
+              f"({int(mask.sum()):,} of {mask.size:,} pixels).")
+
+    cols = st.columns(len(results))
+    for col, r, p in zip(cols, results, fill_probs):
+        top = int(p.argmax())
+        col.image(r.image, width="stretch", caption=f"{r.title}")
+        tracked = "" if top == reference else f", {ref_name} {p[reference]:.0%}"
+        col.caption(f"PSNR on the missing pixels **{_db(r.psnr_missing)}** (whole image {_db(r.psnr_whole)}) · "
+                    f"predicted **{clf.categories[top]}** {p[top]:.0%}{tracked}")
+
+    table = reference_table(results, fill_probs, original_probs, clf.categories, reference)
+    st.markdown(f"**{clf.title}** on each version. The tracked class is **{ref_name}** ({ref_why}).")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "PSNR missing (dB)": st.column_config.NumberColumn(format="%.1f"),
+        "PSNR whole (dB)": st.column_config.NumberColumn(format="%.1f"),
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        f"p({ref_name})": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+    })
+    bars = [{"fill": f, "series": s, "probability": table[col][i]}
+            for i, f in enumerate(table["fill"]) for s, col in ((f"p({ref_name})", f"p({ref_name})"),
+                                                                ("top-1 confidence", "confidence"))]
+    st.vega_lite_chart({
+        "data": {"values": bars},
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "fill", "type": "nominal", "title": None, "sort": None},
+            "yOffset": {"field": "series"},
+            "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                  "axis": {"format": "%"}},
+            "color": {"field": "series", "type": "nominal", "title": None},
+        },
+        "height": {"step": 14},
+    }, width="stretch")
+
+    def _csv() -> bytes:
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(list(table))
+        writer.writerows(zip(*table.values()))
+        return out.getvalue().encode()
+
+    st.download_button("Download the table (CSV)", _csv, file_name="missing_data_fills.csv", mime="text/csv")
+
+
+if mask.all():
+    st.warning("Every pixel is missing: there is nothing left to fill the gaps from. "
+               "Use fewer or smaller blocks.", icon="🕳️")
+else:
+    fills_section()
+
+st.subheader("Train a model to expect gaps: random erasing")
+st.markdown(
+    "Two copies of the small shapes CNN are trained on the same synthetic 64-px crops, with the same seed "
+    "and the same loop; the only difference is that one sees every training image through "
+    "`torchvision.transforms.v2.RandomErasing` (a random rectangle set to zero, with the probability and "
+    "largest area below). Both are then tested on held-out crops with a growing share of their pixels "
+    "removed. Training takes about half a minute per model on one CPU core.")
+c1, c2, c3, c4 = st.columns(4)
+erase_p = c1.slider("Erasing probability", 0.1, 1.0, step=0.1, key=url.key("erase_p", ERASE_P),
+                    help="Chance that a training image gets one erased rectangle.")
+erase_area = c2.slider("Largest erased area", 0.05, 0.5, step=0.05, key=url.key("erase_area", ERASE_AREA),
+                       help="Upper end of RandomErasing's scale: the rectangle covers 2 % up to this share of the crop.")
+test_fill = c3.radio("Fill at test time", ("zeros", "mean", "telea"), format_func=STRATEGY_TITLES.get,
+                     key=url.key("test_fill", TEST_FILL),
+                     help="What replaces the missing test pixels before the models see them.")
+train_seed = c4.number_input("Training seed", 0, 99, step=1, key=url.key("train_seed", Param(default=0, kind=int,
+                                                                                           lo=0, hi=99)))
+url.sync()
+settings = ErasingSettings(seed=int(train_seed), erase_p=round(float(erase_p), 2),
+                           erase_max_area=round(float(erase_area), 2), n_train=cmm.TRAIN_SIZE,
+                           epochs=cmm.EPOCHS, n_test=cmm.TEST_SIZE, fractions=cmm.FRACTIONS)
+comparison = cmm.cached_comparison(settings, test_fill)
+label = "Test both models again" if cmm.has_models(settings) else "Train both models and test them"
+if comparison is None and st.button(label, type="primary"):
+    try:
+        comparison = cmm.run_comparison(settings, test_fill, session_id())
+    except (JobRefused, JobTimeout) as err:
+        st.warning(str(err), icon="⏳")
+
+if comparison is None:
+    st.caption(f"Training set: {settings.n_train} crops, {settings.epochs} epochs per model; "
+               f"test set: {settings.n_test} held-out crops. Results are kept for everyone using these settings.")
+else:
+    charts = st.columns(len(settings.kinds))
+    for col, k in zip(charts, settings.kinds):
+        curve = comparison.curve(k)
+        points = [{"removed": f, "model": name, "accuracy": curve[name][i]}
+                  for i, f in enumerate(curve["fraction"]) for name in (PLAIN, ERASING)]
+        col.markdown(f"**{MASK_TITLES[k]}**")
+        col.vega_lite_chart({
+            "data": {"values": points},
+            "mark": {"type": "line", "point": True, "tooltip": True},
+            "encoding": {
+                "x": {"field": "removed", "type": "quantitative", "title": "pixels removed",
+                      "axis": {"format": "%"}},
+                "y": {"field": "accuracy", "type": "quantitative", "scale": {"domain": [0, 1]},
+                      "axis": {"format": "%"}},
+                "color": {"field": "model", "type": "nominal", "title": None, "sort": [PLAIN, ERASING]},
+            },
+            "height": 220,
+        }, width="stretch")
+    clean = {name: comparison.history[name][-1]["test_accuracy"] for name in (PLAIN, ERASING)}
+    st.caption(f"Clean test accuracy: plain {clean[PLAIN]:.1%}, random erasing {clean[ERASING]:.1%} · "
+               f"training time: plain {comparison.seconds[PLAIN]:.0f} s, random erasing "
+               f"{comparison.seconds[ERASING]:.0f} s · test-time fill: {STRATEGY_TITLES[test_fill].lower()} · "
+               "chance (six shapes) is 17 %.")
+
+what_to_notice("missing-data")
