@@ -123,7 +123,8 @@ def bars(rows: list[dict], *, x: str, y: str, title: str, highlight: str | None 
     st.vega_lite_chart({
         "data": {"values": rows},
         "mark": {"type": "bar", "tooltip": True},
-        "encoding": {"y": {"field": y, "type": "nominal", "sort": None, "title": None},
+        "encoding": {"y": {"field": y, "type": "nominal", "sort": None, "title": None,
+                           "axis": {"labelOverlap": False}},  # every class name, even on short bars
                      "x": {"field": x, "type": "quantitative", "scale": {"domain": [0, 1]}, "title": title},
                      "color": colour},
         "height": {"step": 18},
