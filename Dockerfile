@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CVLAB_WEIGHTS=/app/weights \
     YOLO_CONFIG_DIR=/tmp/ultralytics \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    MALLOC_ARENA_MAX=2
 
 RUN useradd --create-home --uid 1000 lab
 WORKDIR /app

@@ -146,7 +146,9 @@ class AppServer:
 
     def start(self, health_timeout: float = HEALTH_TIMEOUT_S) -> "AppServer":
         self.port = free_port()
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        # As scripts/run.sh and the Dockerfile start the app (see there): 2 malloc arenas.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"), **self.env}
         cmd = [
             sys.executable, "-m", "streamlit", "run", self.script,
             "--server.port", str(self.port),
