@@ -304,12 +304,10 @@ def test_adversarial_hook_mixes_and_bounds_the_batch():
 
 
 def _page(**query):
-    from streamlit.testing.v1 import AppTest
+    """A fresh session on this page (opened through Home, like a shared link): tests.test_pages._page."""
+    from tests.test_pages import _page as open_page
 
-    at = AppTest.from_file(HOME, default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def _verdict(at) -> str:

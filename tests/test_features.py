@@ -356,16 +356,16 @@ def test_grid_image_holds_every_tile():
 
 
 def _page(**query):
-    from streamlit.testing.v1 import AppTest
+    """A fresh session on this page (opened through Home, like a shared link): tests.test_pages._page."""
+    from tests.test_pages import _page as open_page
 
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def _captions(at) -> str:
-    return "\n".join(c.value for c in at.caption)
+    from tests.test_pages import _captions as captions
+
+    return captions(at)
 
 
 def test_page_offline_shows_the_shapes_cnn_layers(trained_models):

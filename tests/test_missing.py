@@ -266,19 +266,16 @@ PAGE = "pages/11_Missing_data.py"
 
 
 def _page(**query):
-    from pathlib import Path
+    """A fresh session on this page (opened through Home, like a shared link): tests.test_pages._page."""
+    from tests.test_pages import _page as open_page
 
-    from streamlit.testing.v1 import AppTest
-
-    home = str(Path(__file__).resolve().parent.parent / "Home.py")
-    at = AppTest.from_file(home, default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def _captions(at) -> str:
-    return "\n".join(c.value for c in at.caption)
+    from tests.test_pages import _captions as captions
+
+    return captions(at)
 
 
 def test_page_offline_fills_the_gaps_and_reports_psnr(trained_shapes_cnn):

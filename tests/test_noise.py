@@ -229,14 +229,10 @@ PAGE = "pages/09_Noise_and_outliers.py"
 
 
 def _page(**query):
-    from streamlit.testing.v1 import AppTest
+    """A fresh session on this page (opened through Home, like a shared link): tests.test_pages._page."""
+    from tests.test_pages import _page as open_page
 
-    from tests.test_pages import HOME
-
-    at = AppTest.from_file(HOME, default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def _metrics(at) -> dict[str, list[str]]:

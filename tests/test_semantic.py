@@ -220,12 +220,10 @@ def _offline_weights(tmp_path, monkeypatch):
 
 
 def _page(**query):
-    from streamlit.testing.v1 import AppTest
+    """A fresh session on this page (opened through Home, like a shared link): tests.test_pages._page."""
+    from tests.test_pages import _page as open_page
 
-    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(PAGE)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def _images(at):

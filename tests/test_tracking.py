@@ -286,7 +286,8 @@ def test_encoded_video_is_vp8_webm_with_every_frame(clean):
 # --------------------------------------------------------------------------- the page
 
 
-def _page() -> AppTest:
+def _page():
+    """A fresh session on this page, opened through Home (a tracking run may take minutes)."""
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page(PAGE)
     return at.run()
