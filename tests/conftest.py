@@ -52,6 +52,25 @@ def trained_models():
 
 
 @pytest.fixture
+def real_weights(tmp_path, monkeypatch):
+    """``real_weights(name)``: point CVLAB_WEIGHTS at a folder holding the real weight file of
+    the registered model ``name`` (found in the weights folder or ../shared/weights); the test
+    skips with the reason where it is in neither."""
+    from models import registry
+
+    def use(name: str) -> Path:
+        spec = registry.get_spec(name)
+        for folder in (registry.weights_dir(), SHARED_WEIGHTS):
+            if (folder / spec.file).is_file():
+                (tmp_path / spec.file).symlink_to(folder / spec.file)
+                monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+                return tmp_path
+        pytest.skip(f"{spec.title}: {spec.file} is not in the weights folder nor in ../shared/weights")
+
+    return use
+
+
+@pytest.fixture
 def coco_weights_dir(tmp_path, monkeypatch) -> Path:
     """A weights folder holding the real COCO YOLO11n test weights as yolo11n.pt."""
     if not COCO_YOLO.is_file():

@@ -444,26 +444,12 @@ def test_page_resnet18_path_on_the_photo(stand_in_resnet18):
     assert not at.exception and "**layer4** outputs **512 channels** of **7×7** units" in _captions(at)
 
 
-def _real_resnet18():
-    from models import registry
-
-    spec = registry.get_spec("resnet18")
-    for folder in (registry.weights_dir(), ROOT.parent / "shared" / "weights"):
-        if (folder / spec.file).is_file():
-            return folder / spec.file
-    return None
-
-
 @pytest.mark.real_weights
-def test_page_with_real_resnet18_sees_the_cat(tmp_path, monkeypatch):
-    path = _real_resnet18()
-    if path is None:
-        pytest.skip("ResNet-18 ImageNet weights (resnet18-f37072fd.pth) are not in the weights folder")
+def test_page_with_real_resnet18_sees_the_cat(real_weights):
+    real_weights("resnet18")
     from components import classifier as cc
     from components import features as cf
 
-    (tmp_path / path.name).symlink_to(path)
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
     caches = (cc.classifier, cf.activations, cf.fields, cf.filters, cf.filter_grid)
     for cache in caches:
         cache.clear()

@@ -329,21 +329,9 @@ def test_offline_page_bad_link_values_give_notices(trained_shapes_seg, tmp_path,
 # --- real weights ----------------------------------------------------------------------------------
 
 
-def _real_deeplab() -> Path | None:
-    spec = registry.get_spec("deeplabv3_mobilenet_v3_large")
-    for folder in (registry.weights_dir(), ROOT.parent / "shared" / "weights"):
-        if (folder / spec.file).is_file():
-            return folder / spec.file
-    return None
-
-
 @pytest.mark.real_weights
-def test_deeplab_real_weights_find_the_astronaut(tmp_path, monkeypatch):
-    path = _real_deeplab()
-    if path is None:
-        pytest.skip("DeepLabV3 weights (deeplabv3_mobilenet_v3_large-fc3c493d.pth) are not in the weights folder")
-    (tmp_path / path.name).symlink_to(path)
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+def test_deeplab_real_weights_find_the_astronaut(real_weights):
+    real_weights("deeplabv3_mobilenet_v3_large")
     from components.semantic import load_segmenter
     from core.images import load_sample
 
