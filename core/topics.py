@@ -138,35 +138,40 @@ PAGES: tuple[Page, ...] = (
     # --- Efficiency and deployment --------------------------------------------------
     Page(
         "quantization", "Quantization", "pages/12_Quantization.py", _EFF, "🗜️",
-        "Quantize a CNN to INT8 and compare its size, latency and agreement with the FP32 "
-        "original, with weight histograms before and after.",
+        "Quantize a CNN to INT8 (and FP16/BF16 where the hardware has them) and compare size, "
+        "latency and agreement with FP32, with the weight histogram on the INT8 grid.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "gpu-acceleration", "GPU acceleration", "pages/13_GPU_acceleration.py", _EFF, "⚡",
         "Time the same forward pass on CPU and GPU across batch sizes and precisions and "
         "see where the speed-up levels off.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "knowledge-distillation", "Knowledge distillation",
         "pages/14_Knowledge_distillation.py", _EFF, "⚗️",
-        "Put a large teacher and a small student side by side on the same images and turn "
-        "the temperature slider to see the soft targets the student learns from.",
+        "Train a small student live with and without a teacher's soft targets, turn the "
+        "temperature slider, and compare their accuracy, size and speed.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "deployment", "Deployment", "pages/15_Deployment.py", _EFF, "🚀",
         "Export a model to TorchScript and ONNX, check that the exported outputs still "
         "match, and measure the latency of each runtime.",
+        models=('resnet18', 'shapes-cnn'),
     ),
     Page(
         "frameworks", "Frameworks", "pages/16_Frameworks.py", _EFF, "🧰",
-        "Read the same small CNN written in PyTorch and in TensorFlow/Keras side by side, "
-        "next to a table of what each framework offers for training and deployment.",
+        "Run the same small CNN as PyTorch eager, torch.compile, TorchScript and ONNX "
+        "Runtime, compare their outputs and latency, and read it written in PyTorch and Keras.",
+        models=('shapes-cnn',),
     ),
     Page(
         "distributed-training", "Distributed training", "pages/17_Distributed_training.py",
         _EFF, "🕸️",
-        "Simulate data-parallel training over several workers: split a batch, all-reduce "
-        "the gradients, and see how worker count and batch size change each step.",
+        "Launch real worker processes that train one CNN with DistributedDataParallel, "
+        "measure compute and all-reduce time, and extrapolate the scaling to many machines.",
     ),
     # --- How networks learn ---------------------------------------------------------
     Page(
