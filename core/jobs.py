@@ -78,3 +78,9 @@ class JobGate:
                 self._running[session_id] -= 1
                 if not self._running[session_id]:
                     del self._running[session_id]
+
+
+# Latency measurements (Quantization, GPU acceleration, Deployment, Frameworks). One at a
+# time on the whole server: two timing runs at once would each slow the other and both
+# would report figures that are not the machine's.
+TIMING = JobGate("timing run", max_running=1, per_session=1, time_limit_s=300)
