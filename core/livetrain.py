@@ -75,8 +75,8 @@ def flip_labels(y, fraction: float, *, num_classes: int, seed: int = 0):
     return noisy, flipped
 
 
-def make_model(seed: int = 0):
-    """A fresh shapes CNN that takes [0, 1] pixels: Normalise -> ShapesNet."""
+def make_model(seed: int = 0, width: int = 8):
+    """A fresh shapes CNN that takes [0, 1] pixels: Normalise -> ShapesNet(width)."""
     import torch
     from torch import nn
 
@@ -93,7 +93,7 @@ def make_model(seed: int = 0):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return nn.Sequential(Normalise(), ShapesNet())
+        return nn.Sequential(Normalise(), ShapesNet(width=width))
 
 
 def loss_function(kind: str, num_classes: int, *, alpha: float = 1.0, beta: float = 1.0) -> Callable:
@@ -140,7 +140,7 @@ class Run:
 
 
 def train(data: ShapesData, *, epochs: int = 6, seed: int = 0, labels=None, loss: str | Callable = "ce",
-          batch_size: int = 32, lr: float = 1e-2,
+          batch_size: int = 32, lr: float = 1e-2, width: int = 8,
           batch_hook: Callable | None = None, evaluate: Callable | None = None,
           progress: Callable[[float, str], None] | None = None, deadline=None) -> Run:
     """Train a fresh shapes CNN on ``data`` (``labels`` replaces ``data.y_train``; ``loss`` is a
@@ -156,7 +156,7 @@ def train(data: ShapesData, *, epochs: int = 6, seed: int = 0, labels=None, loss
     num_classes = int(max(int(data.y_train.max()), int(data.y_test.max())) + 1)
     num_classes = max(num_classes, 6)
     loss_fn = loss if callable(loss) else loss_function(loss, num_classes)
-    model = make_model(seed)
+    model = make_model(seed, width=width)
     n = len(data.x_train)
     gen = torch.Generator().manual_seed(seed)
     run = Run(model)

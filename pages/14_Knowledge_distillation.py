@@ -1,0 +1,166 @@
+"""Knowledge distillation (Q10, Q27): a teacher's soft targets at several temperatures on the
+active image, and a small student trained live with and without them."""
+
+import streamlit as st
+
+from components import distill as cd
+from components.classifier import active_subject
+from components.sidebar import lab_sidebar
+from components.ui import Progress, page_header, what_to_notice
+from components.urlstate import UrlState
+from core import distill as kd  # numpy only at import; torch inside functions
+from core.params import Param
+from core.tables import rows_csv
+
+st.set_page_config(page_title="Knowledge distillation · CV Interview Lab", page_icon="⚗️", layout="wide")
+ctx = lab_sidebar()
+page_header("knowledge-distillation")
+
+TEMP = Param(default=4.0, lo=1.0, hi=20.0, step=0.5)
+ALPHA = Param(default=0.9, lo=0.0, hi=1.0, step=0.05)
+WIDTH = Param(default=4, kind=int, choices=cd.WIDTHS)
+N_TRAIN = Param(default=600, kind=int, choices=cd.N_TRAIN_CHOICES)
+EPOCHS = Param(default=15, kind=int, lo=2, hi=20)
+SEED = Param(default=0, kind=int, lo=0, hi=99)
+
+url = UrlState("kd")
+device = ctx.device.torch_device
+
+# --- 1. Soft targets on the active image (cheap: the logits are cached per image) -------------
+st.subheader("1 · The teacher's soft targets")
+subject = active_subject(ctx, url)
+clf = subject.classifier
+T = float(st.slider("Temperature T", 1.0, 20.0, step=0.5, key=url.key("T", TEMP),
+                    help="The logits z are divided by T before the softmax. T = 1 is the model's normal "
+                         "output; a larger T flattens it and shows how the teacher ranks the wrong classes. "
+                         "The same T is used to train the KD student below."))
+logits = cd.image_logits(clf.name, device, subject.digest, clf, subject.image)
+temps = sorted(set(kd.SOFT_TEMPS) | {T})
+many = len(clf.categories) > 10
+rows = kd.soft_target_rows(logits, clf.categories, temps, top_k=8 if many else None)
+summary = {s["T"]: s for s in kd.soft_target_summary(logits, temps)}
+left, right = st.columns([3, 2])
+with left:
+    st.markdown(f"**{clf.title}** on *{subject.title}*: softmax(z / T) per class"
+                + (" (the 8 most probable classes at T = 1, and the rest of the mass in one bar)" if many else ""))
+    cd.soft_target_bars(rows, temps, T)
+with right:
+    st.image(clf.resize(subject.image), caption=f"What the teacher sees ({subject.title})", width="stretch")
+    s1, s = summary[1.0], summary[T]
+    m1, m2 = st.columns(2)
+    m1.metric(f"Top class at T = {T:g}", f"{s['top_probability']:.1%}", f"{(s['top_probability'] - s1['top_probability']) * 100:+.1f} points vs T = 1")
+    m2.metric(f"Entropy at T = {T:g}", f"{s['entropy_bits']:.2f} bits",
+              help=f"0 bits = all mass on one class; {s['max_entropy_bits']:.2f} bits = uniform over all "
+                   f"{len(clf.categories)} classes.")
+    st.caption(" · ".join(f"T = {t:g}: {summary[t]['entropy_bits']:.2f} bits, {summary[t]['other_mass']:.1%} "
+                          "on the other classes" for t in temps))
+if subject.truth is not None:
+    st.caption(f"True class: **{subject.truth.name}**. The mass the teacher puts on the *other* shapes at a "
+               "high T is the 'dark knowledge' a one-hot label throws away: which wrong answers are almost right.")
+
+# --- 2. Teacher and student -------------------------------------------------------------------------
+st.subheader("2 · Teacher and student")
+c_w, c_a, c_n, c_e, c_s = st.columns([2, 3, 2, 3, 1])
+width = int(c_w.radio("Student width", cd.WIDTHS, key=url.key("width", WIDTH), horizontal=True,
+                      help="Channels of the student's first block (then ×2, ×4, ×8). The teacher has width 8."))
+alpha = float(c_a.slider("α: weight of the soft (teacher) term", 0.0, 1.0, step=0.05, key=url.key("alpha", ALPHA),
+                         help="loss = α·T²·KL(teacher‖student at T) + (1 − α)·CE(student, label). "
+                              "α = 0 is plain training."))
+n_train = int(c_n.select_slider("Training crops", cd.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN),
+                                help="Few crops = the regime where the teacher's extra information matters most."))
+epochs = int(c_e.slider("Epochs", 2, 20, step=1, key=url.key("epochs", EPOCHS)))
+seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
+                            help="Initialisation and shuffling; both students share it."))
+url.sync()
+
+size = cd.sizes(width)
+te, stu = size["teacher"], size["student"]
+k = st.columns(4)
+k[0].metric("Teacher parameters", f"{te['params']:,}", help="The project's trained shapes CNN (registry "
+            "'shapes-cnn'): 4 conv blocks, width 8, trained on 2000 crops.")
+k[1].metric(f"Student parameters (width {width})", f"{stu['params']:,}",
+            f"{te['params'] / stu['params']:.1f}× fewer", delta_color="off")
+k[2].metric("Size in float32 (teacher → student)", f"{te['mb'] * 1000:.0f} → {stu['mb'] * 1000:.0f} kB")
+k[3].metric("FLOPs per 64-px crop (teacher → student)", f"{te['flops'] / 1e6:.1f} → {stu['flops'] / 1e6:.2f} M",
+            f"{te['flops'] / stu['flops']:.1f}× fewer", delta_color="off")
+if clf.kind == "imagenet":
+    st.caption("The soft targets above come from ResNet-18 on your photo; the live training below distils the "
+               "shapes CNN into a smaller shapes CNN, which fits in a minute on this server.")
+
+# --- 3. Train both students ---------------------------------------------------------------------
+st.subheader("3 · Train the student with and without the teacher")
+st.markdown(
+    f"Both students start from the same weights (seed {seed}), see the same {n_train} synthetic crops in the "
+    f"same order for {epochs} epochs with the same optimiser; only the loss differs: **KD** uses "
+    f"α = {alpha:g}, T = {T:g}, **plain** uses cross-entropy on the labels alone. Accuracy is measured after every "
+    "epoch on 400 held-out crops the teacher never saw. Takes about 15–40 s (both runs, one core).")
+settings = (n_train, epochs, width, T, alpha, seed)
+done = st.session_state.setdefault("_kd.trained", {})
+if st.button("Train both students", type="primary", disabled=settings in done, key="kd.train"):
+    from core.jobs import JobRefused, JobTimeout
+
+    bar = Progress(st.empty())
+    try:
+        done[settings] = cd.run_compare(*settings, _progress=bar)
+    except (JobRefused, JobTimeout) as err:
+        st.warning(str(err), icon="⏳")
+    bar.done()
+result = done.get(settings)
+if result is None:
+    st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
+               "sessions, so settings someone already trained come back at once). With the defaults the KD "
+               "student usually ends several points ahead of the plain one; at width 2 both are unstable and the "
+               "gap depends on the seed — try a few.")
+else:
+    cd.accuracy_lines(result["curve"], result["teacher_accuracy"])
+    fk, fp = result["final"]["KD student"], result["final"]["plain student"]
+    m = st.columns(4)
+    m[0].metric("Teacher (held-out)", f"{result['teacher_accuracy']:.1%}", help="Dashed line in the chart.")
+    m[1].metric("KD student", f"{fk:.1%}", f"{(fk - fp) * 100:+.1f} points vs plain")
+    m[2].metric("Plain student", f"{fp:.1%}")
+    m[3].metric("Chance (6 classes)", f"{1 / 6:.1%}")
+    verdict = ("the KD student ends ahead" if fk > fp else "the two students tie" if fk == fp
+               else "the plain student ends ahead this time")
+    secs = result["seconds"]
+    st.caption(f"After {epochs} epochs {verdict}. Training took {secs['KD student']:.0f} s (KD) and "
+               f"{secs['plain student']:.0f} s (plain), {result['total_seconds']:.0f} s in all with drawing the data "
+               "and the teacher's logits (computed once for the whole training set).")
+    st.download_button("Download accuracy curves (CSV)", lambda: rows_csv(kd.curve_rows(result)),
+                       file_name=f"distillation_w{width}_T{T:g}_a{alpha:g}_n{n_train}_e{epochs}_s{seed}.csv",
+                       mime="text/csv", key="kd.csv")
+
+# --- 4. Speed -------------------------------------------------------------------------------------
+st.subheader("4 · Is the student faster?")
+timed = st.session_state.setdefault("_kd.timed", {})
+tkey = (device, width)
+if st.button(f"Time teacher and student on {ctx.device.name}", disabled=tkey in timed, key="kd.time"):
+    from core.jobs import JobRefused, JobTimeout
+
+    bar = Progress(st.empty())
+    try:
+        timed[tkey] = cd.run_latency(device, width, _progress=bar)
+    except (JobRefused, JobTimeout) as err:
+        st.warning(str(err), icon="⏳")
+    bar.done()
+lat = timed.get(tkey)
+if lat is None:
+    st.caption("Press the button to time both networks (FP32, eval mode, 3 warm-up calls then 20 timed ones per "
+               "batch size; latency does not depend on the weights, so no training is needed).")
+else:
+    by = {(r["model"], r["batch"]): r for r in lat}
+    table = ["| Model | " + " | ".join(f"batch {b}: p50 / p95" for b in cd.LATENCY_BATCHES) + " |",
+             "|---|" + "---|" * len(cd.LATENCY_BATCHES)]
+    for name, title in (("teacher", "Teacher (width 8)"), ("student", f"Student (width {width})")):
+        table.append(f"| {title} | " + " | ".join(f"{by[(name, b)]['p50_ms']:.2f} / {by[(name, b)]['p95_ms']:.2f} ms"
+                                                for b in cd.LATENCY_BATCHES) + " |")
+    st.markdown("\n".join(table))
+    ratios = {b: by[("teacher", b)]["p50_ms"] / max(by[("student", b)]["p50_ms"], 1e-9) for b in cd.LATENCY_BATCHES}
+    where = ctx.device.name if device.startswith("cuda") else f"{ctx.device.name}, timed on {kd.CPU_TIMING_THREADS} thread"
+    st.caption(f"Measured on **{where}**. The student is "
+               + " and ".join(f"{r:.1f}× faster at batch {b}" for b, r in ratios.items())
+               + f" (p50), against {te['flops'] / stu['flops']:.1f}× fewer FLOPs: networks this small pay a fixed "
+               "cost per layer and per call that fewer channels do not shrink, most visibly at batch 1."
+               + ("" if device.startswith("cuda") else " No GPU is in use here: these are CPU timings (one thread, "
+                  "so that other users' jobs on the server's cores do not distort them)."))
+
+what_to_notice("knowledge-distillation")
