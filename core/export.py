@@ -49,6 +49,8 @@ def export_onnx(model, example, path: str | os.PathLike, *, dynamic_batch: bool 
     dynamic_shapes = None
     if dynamic_batch:
         dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}}
+        if example.shape[0] == 1:  # torch.export specialises a size-1 dimension: trace on 2
+            example = example.expand(2, *example.shape[1:]).contiguous()
     kwargs: dict[str, Any] = {"dynamo": True, "verbose": False, "input_names": [INPUT],
                               "output_names": [OUTPUT], "external_data": False}
     if opset is not None:
@@ -59,8 +61,21 @@ def export_onnx(model, example, path: str | os.PathLike, *, dynamic_batch: bool 
                 kwargs["dynamic_shapes"] = _named_like_forward(model, dynamic_shapes)
             torch.onnx.export(model, (example,), str(path), **kwargs)
         except Exception as exc:  # the exporter raises many kinds; the page shows the message
-            raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+            raise ExportError(clean_error(f"ONNX export failed: {type(exc).__name__}: {exc}")) from exc
     return path
+
+
+def clean_error(text: str, limit: int = 700) -> str:
+    """An exporter's message for the page: no terminal colour codes, the first line and the
+    "Exception summary" (torch.onnx's messages are pages long), at most ``limit`` characters."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+    first = text.splitlines()[0] if text else ""
+    if "## Exception summary" in text:
+        summary = text.split("## Exception summary", 1)[1].split("(Refer to the full stack trace", 1)[0]
+        text = first + " " + " ".join(summary.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _named_like_forward(model, shapes: dict) -> dict:

@@ -16,7 +16,8 @@ def _net():
 
 def test_onnx_matches_pytorch_for_any_batch(tmp_path):
     net = _net()
-    path = export.export_onnx(net, torch.randn(2, 3, 16, 16), tmp_path / "n.onnx")
+    # a batch-1 example still gives a file that takes any batch
+    path = export.export_onnx(net, torch.randn(1, 3, 16, 16), tmp_path / "n.onnx")
     session = export.ort_session(path, threads=1)
     for batch in (1, 5):
         x = torch.randn(batch, 3, 16, 16)
