@@ -40,8 +40,7 @@ LR = 1e-3  # AdamW; the same for every worker count (no learning-rate scaling)
 
 # --- data or model parallelism ------------------------------------------------------------
 st.header("Splitting the work")
-left, right = st.columns([3, 2])
-left.markdown(
+st.markdown(
     "| | Each GPU holds | Each GPU computes | What travels, and when | PyTorch |\n"
     "|---|---|---|---|---|\n"
     "| **Data parallel** | the whole model | its own slice of the batch | every gradient, all-reduced each step "
@@ -52,11 +51,13 @@ left.markdown(
     "activations forward, their gradients backward, between neighbours | `torch.distributed.pipelining` |\n"
     "| **Tensor parallel** | a slice of every big layer | part of every matrix product | activations "
     "all-reduced inside every layer (needs NVLink-class links) | `torch.distributed.tensor.parallel` |")
-left.caption("Data parallelism when the model fits on one GPU (it is the simplest and scales the batch); "
-             "model parallelism (pipeline, tensor) or sharding when it does not. Large models combine them: "
-             "tensor parallel inside a machine, pipeline across machines, data parallel over the copies.")
-with right:
+st.caption("Data parallelism when the model fits on one GPU (it is the simplest and scales the batch); "
+           "model parallelism (pipeline, tensor) or sharding when it does not. Large models combine them: "
+           "tensor parallel inside a machine, pipeline across machines, data parallel over the copies.")
+diagram, ring_note = st.columns([2, 3])
+with diagram:
     st.graphviz_chart(D.ring_dot(4), width="stretch")
+with ring_note:
     st.caption("Ring all-reduce with 4 workers: each gradient is cut into 4 chunks; in 3 steps every worker "
                "passes one chunk to its neighbour and adds (reduce-scatter), in 3 more it passes the finished sums "
                "on (all-gather). Each link carries 2·(N−1)/N of the gradient, whatever N is.")
