@@ -2,6 +2,7 @@
 
     python -m benchmark                      # everything (about 2 minutes on 2 CPU cores)
     python -m benchmark --part models        # only the models part (no browser needed)
+    python -m benchmark --part efficiency    # INT8 vs FP32, runtimes, DDP scaling (no browser)
     python -m benchmark --part app --repeats 9
     python -m benchmark --weights /data/lab-weights   # pages and models use that weights folder
     python -m benchmark --readme --check     # write the table into README.md; exit 1 if a budget is missed
@@ -67,7 +68,7 @@ def update_readme(table: str, path: Path = README, *, start: str = START, end: s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "app", "models"), default="all")
+    parser.add_argument("--part", choices=("all", "app", "models", "efficiency"), default="all")
     parser.add_argument("--repeats", type=int, default=5, help="slider moves per page visit (default 5)")
     parser.add_argument("--tours", type=int, default=3, help="tours of every page (default 3, at least 2)")
     parser.add_argument("--cold-repeats", type=int, default=5,
@@ -127,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"Models on {device.device.name}…")
         result["models"] = models.run(args.models, device.device.torch_device, device.device.name)
+    if args.part in ("all", "efficiency"):
+        from benchmark import efficiency
+
+        print("Efficiency pages: INT8 vs FP32, runtimes, DDP scaling…")
+        result["efficiency"] = efficiency.run()
     result["seconds"] = round(time.monotonic() - started, 1)
 
     table = report.markdown(result)

@@ -75,6 +75,32 @@ def verdicts(result: dict[str, Any]) -> list[Verdict]:
                            yolo["ratio"] <= YOLO_LIMIT_RATIO))
     else:
         out.append(Verdict("YOLO11n latency vs FLOPs ÷ peak", f"≤ {YOLO_LIMIT_RATIO:g}×", "—", None))
+    out += _efficiency_verdicts(result.get("efficiency"))
+    return out
+
+
+def _efficiency_verdicts(eff: dict | None) -> list[Verdict]:
+    """Issue 7's INT8 figures: speed and size for ResNet-18 on the CPU, top-1 agreement."""
+    from benchmark.efficiency import INT8_AGREEMENT, INT8_SIZE_RATIO, INT8_SPEEDUP
+
+    q = (eff or {}).get("quantization") or {}
+    r18, shapes = q.get("resnet18"), q.get("shapes_cnn")
+    if not r18:
+        return [Verdict("INT8 vs FP32 (the efficiency part)", f"≥ {INT8_SPEEDUP:g}× faster", "—", None)]
+    where = f"ResNet-18 ({r18['weights']}), {r18['device']}"
+    out = [Verdict(f"INT8 (ONNX Runtime, static) vs FP32 (PyTorch eager) speed, {where}", f"≥ {INT8_SPEEDUP:g}×",
+                   f"{r18['speedup']:.2f}× ({r18['fp32']:.1f} → {r18['int8']:.1f} ms); "
+                   f"vs ONNX Runtime FP32 {r18['speedup_vs_ort_fp32']:.2f}×", r18["speedup"] >= INT8_SPEEDUP),
+           Verdict("INT8 vs FP32 size on disk, ResNet-18", f"≥ {INT8_SIZE_RATIO:g}× smaller",
+                   f"{r18['size_ratio']:.2f}× ({r18['fp32_mb']:.1f} → {r18['int8_mb']:.1f} MB)",
+                   r18["size_ratio"] >= INT8_SIZE_RATIO)]
+    if r18.get("agreement") is not None:
+        out.append(Verdict(f"INT8 top-1 agreement with FP32, ResNet-18 ({r18['n_eval']} images)",
+                           f"≥ {INT8_AGREEMENT:.0%}", f"{r18['agreement']:.1%}", r18["agreement"] >= INT8_AGREEMENT))
+    if shapes and shapes.get("agreement") is not None:
+        out.append(Verdict(f"INT8 top-1 agreement with FP32, trained shapes CNN ({shapes['n_eval']} held-out crops)",
+                           f"≥ {INT8_AGREEMENT:.0%}", f"{shapes['agreement']:.1%} (accuracy {shapes['fp32_accuracy']:.1%}"
+                           f" → {shapes['int8_accuracy']:.1%})", shapes["agreement"] >= INT8_AGREEMENT))
     return out
 
 
@@ -134,4 +160,35 @@ def markdown(result: dict[str, Any]) -> str:
                       f"in float32; compute limit = FLOPs ÷ peak)", "",
                   _table(["Model", "Weights", "Input", "Params (M)", "GFLOPs", "Latency p50 / p95 (ms)",
                           "Compute limit (ms)", "× limit"], rows)]
+    parts += _efficiency_tables(result.get("efficiency"))
     return "\n".join(parts) + "\n"
+
+
+def _efficiency_tables(eff: dict | None) -> list[str]:
+    if not eff:
+        return []
+    parts: list[str] = []
+    rt = eff.get("runtimes") or {}
+    if rt.get("rows"):
+        rows = [[r["runtime"], f"{r['p50 ms']:.2f} / {r['p95 ms']:.2f}" if r.get("p50 ms") else "—",
+                 f"{r['× eager']:.2f}×" if r.get("× eager") else "—",
+                 "—" if r.get("max |Δ logit| vs eager") is None else f"{r['max |Δ logit| vs eager']:.1e}",
+                 r.get("same top-1", "—"), "—" if r.get("build s") is None else f"{r['build s']:.1f}",
+                 r.get("error") or ""] for r in rt["rows"]]
+        parts += ["", f"**Runtimes** (Frameworks page's code): the shapes CNN on a batch {tuple(rt['input'])}, CPU", "",
+                  _table(["Runtime", "p50 / p95 (ms)", "Speed vs eager", "Max abs Δ logit", "Same top-1",
+                          "Build (s)", "Error"], rows)]
+    dd = eff.get("ddp") or {}
+    if dd.get("rows"):
+        rows = [[r["workers"], r["backend"], f"{r['step_ms_p50']:.1f}", f"{r['compute_ms_p50']:.1f}",
+                 "—" if r.get("ddp_allreduce_ms_p50") is None else f"{r['ddp_allreduce_ms_p50']:.2f}",
+                 f"{r['images_per_s']:.0f}", "—" if r.get("speedup") is None else f"{r['speedup']:.2f}×"]
+                for r in dd["rows"]]
+        parts += ["", f"**DDP** (Distributed training page's code): worker processes training the shapes CNN, "
+                      f"{dd['batch_per_worker']} crops per worker per step, {dd['steps']} steps, one thread each", "",
+                  _table(["Workers", "Backend", "Step p50 (ms)", "Compute p50 (ms)", "All-reduce p50 (ms)",
+                          "Images/s", "Speed-up"], rows)]
+    for name in ("quantization", "runtimes", "ddp"):
+        if (eff.get(name) or {}).get("error"):
+            parts += ["", f"Efficiency part `{name}` failed: {eff[name]['error']}"]
+    return parts

@@ -40,6 +40,14 @@ GOOD = {
         {"name": "yolo11n", "weights": "pretrained", "input": "1×3×640×640", "input_size": 640, "params_m": 2.6,
          "gflops": 6.5, "latency": {"p50_ms": 150.0, "p95_ms": 160.0}, "limit_ms": 72.2, "ratio": 2.08}],
         "failed": []},
+    "efficiency": {"quantization": {
+        "threads": 2,
+        "resnet18": {"weights": "untrained (same architecture)", "device": "CPU (x86_64, 2 threads)", "fp32": 30.0,
+                     "fp32_p95": 33.0, "ort_fp32": 21.0, "int8": 11.5, "int8_p95": 12.0, "int8_dynamic": 70.0,
+                     "speedup": 30.0 / 11.5, "speedup_vs_ort_fp32": 21.0 / 11.5, "fp32_mb": 46.8, "int8_mb": 11.75,
+                     "size_ratio": 46.8 / 11.75, "agreement": None, "n_eval": 0},
+        "shapes_cnn": {"agreement": 0.995, "fp32_accuracy": 0.9925, "int8_accuracy": 0.9875, "n_eval": 400,
+                       "fp32_mb": 0.11, "int8_mb": 0.05}}},
 }
 
 
@@ -57,7 +65,9 @@ def test_a_result_within_every_budget_is_met():
     verdicts = report.verdicts(GOOD)
     assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
     assert report.all_met(GOOD)
-    assert len(verdicts) == 1 + 2 + 2 + 1  # cold start, one per page, peak + growth, YOLO
+    # cold start, one per page, peak + growth, YOLO, INT8 speed + size + agreement (the untrained
+    # ResNet-18's agreement is not judged: it would mean nothing)
+    assert len(verdicts) == 1 + 2 + 2 + 1 + 3
 
 
 @pytest.mark.parametrize(
@@ -70,6 +80,10 @@ def test_a_result_within_every_budget_is_met():
         ("app.memory.tours", [{"rss_mb": 2600.0, "peak_mb": 2600.0}] * 3, "Peak RSS"),
         ("app.memory.growth_pct", 5.5, "Memory growth"),
         ("models.rows.0.ratio", 3.2, "YOLO11n latency"),
+        ("efficiency.quantization.resnet18.speedup", 2.4, "INT8 (ONNX Runtime, static) vs FP32"),
+        ("efficiency.quantization.resnet18.size_ratio", 3.7, "size on disk"),
+        ("efficiency.quantization.shapes_cnn.agreement", 0.94, "agreement with FP32, trained shapes CNN"),
+        ("efficiency.quantization.resnet18.agreement", 0.9, "agreement with FP32, ResNet-18"),  # pretrained
     ],
 )
 def test_each_missed_budget_is_reported_as_missed(path, value, missed):
@@ -87,9 +101,9 @@ def test_the_pretrained_page_budget_is_not_applied_to_a_plain_page():
 
 
 def test_parts_not_run_are_not_measured_rather_than_met():
-    only_models = {k: v for k, v in GOOD.items() if k != "app"}
+    only_models = {k: v for k, v in GOOD.items() if k not in ("app", "efficiency")}
     verdicts = report.verdicts(only_models)
-    assert [v.ok for v in verdicts] == [None, True]
+    assert [v.ok for v in verdicts] == [None, True, None]
     assert report.all_met(only_models)
     assert not report.all_met({"machine": MACHINE})  # nothing measured is not a pass
 
