@@ -178,7 +178,8 @@ def comparison_chart(rows: list[dict]) -> None:
     lat = {"data": {"values": rows},
            "layer": [
                {"mark": {"type": "bar", "tooltip": True},
-                "encoding": {"y": {"field": "variant", "type": "nominal", "title": None, "sort": None},
+                "encoding": {"y": {"field": "variant", "type": "nominal", "title": None, "sort": None,
+                                   "axis": {"labelLimit": 260}},
                              "x": {"field": "p50_ms", "type": "quantitative", "title": "latency p50 (ms), tick = p95"},
                              "color": {"field": "precision", "type": "nominal", "title": None}}},
                {"mark": {"type": "tick", "color": "black", "thickness": 2},

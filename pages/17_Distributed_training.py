@@ -316,6 +316,10 @@ points = [{"workers": r["workers"], "scheme": scheme, "speed-up": r["speedup"], 
 points += [{"workers": n, "scheme": "ideal", "speed-up": float(n), "efficiency": 1.0, "communication (ms)": 0.0}
            for n in SCALE_NS]
 st.caption("Inputs: " + source + f"; network {bandwidth} Gbit/s, {latency} µs per message.")
+if workload == "measured" and base is not None and min(r["efficiency"] for r in curves["ring all-reduce"]) > 0.95:
+    st.info(f"The shapes CNN's gradients are only {grad_bytes / 1e3:.0f} kB, so at {bandwidth} Gbit/s sending them "
+            "costs almost nothing next to its compute and the curves stay on the ideal line. Pick **your own "
+            "numbers** (e.g. ResNet-50's 102 MB) to see the network become the limit.", icon="ℹ️")
 st.latex(r"T_{\text{ring}}(N) = 2(N-1)\,\alpha + \frac{2(N-1)}{N}\cdot\frac{S}{B}"
          r"\qquad T_{\text{central}}(N) = 2\alpha + 2(N-1)\,\frac{S}{B}"
          r"\qquad \text{speed-up} = \frac{N\,T_{\text{compute}}}{T_{\text{compute}} + T_{\text{exposed comm}}}")
