@@ -14,6 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     MALLOC_ARENA_MAX=2
 
+# g++: torch.compile's inductor backend writes and compiles C++ kernels on the CPU (the
+# Frameworks page); without it that page reports why and shows the other runtimes.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 1000 lab
 WORKDIR /app
 
