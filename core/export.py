@@ -55,7 +55,7 @@ def export_onnx(model, example, path: str | os.PathLike, *, dynamic_batch: bool 
                               "output_names": [OUTPUT], "external_data": False}
     if opset is not None:
         kwargs["opset_version"] = opset
-    with lock_for(model), _quiet():
+    with lock_for(model), quiet():
         try:
             if dynamic_shapes is not None:
                 kwargs["dynamic_shapes"] = _named_like_forward(model, dynamic_shapes)
@@ -90,9 +90,11 @@ def _named_like_forward(model, shapes: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _quiet():
-    """The exporter prints progress lines and warns about things the page reports itself."""
-    logger = logging.getLogger("torch.onnx")
+def quiet(logger_name: str | None = "torch.onnx"):
+    """Silence a tool's progress prints, warnings and log lines below ERROR (the exporter's,
+    by default; ``None``: the root logger, which ONNX Runtime's quantizer logs to): the pages
+    report what matters themselves."""
+    logger = logging.getLogger(logger_name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:

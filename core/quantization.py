@@ -34,19 +34,18 @@ torch, onnx and onnxruntime are imported inside the functions: importing this mo
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
-import logging
 import platform
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from core.export import quiet
 
 Progress = Callable[[float, str], None]
 
@@ -513,20 +512,6 @@ class _Reader:
         self.i = 0
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The quantizer logs advice and warnings that the page states itself."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def quantize_onnx(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str, Path]:
     """Pre-process (fold BatchNorm, infer shapes), then static (calibrated, QDQ, per-channel)
     and dynamic INT8 quantization with ONNX Runtime. Returns {"pre", "static", "dynamic"} paths."""
@@ -537,7 +522,7 @@ def quantize_onnx(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str
 
     out_dir = Path(out_dir)
     pre = out_dir / "model_pre.onnx"
-    with _quiet():
+    with quiet(None):
         try:
             oq.quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         except Exception:  # pre-processing is an optimisation; quantize the plain export then
