@@ -58,8 +58,11 @@ def _moves(page, repeats: int) -> tuple[str, list[float]]:
         return label, samples
     label = "slider: " + page.locator('[data-testid="stMain"] [data-testid="stSlider"]').first.locator(
         '[data-testid="stWidgetLabel"]').inner_text().strip()
+    # Right then left, or left then right when the slider starts at its maximum (a right
+    # arrow there would change nothing and start no rerun).
+    first, second = ("ArrowLeft", "ArrowRight") if driver.at_max(thumb) else ("ArrowRight", "ArrowLeft")
     for i in range(repeats):
-        key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+        key = first if i % 2 == 0 else second
         samples.append(driver.rerun(page, lambda: driver.nudge(page, thumb, key)))
     return label, samples
 

@@ -386,6 +386,17 @@ def main_slider(page):
     return sliders.first.locator('input[type="range"], [role="slider"]').first
 
 
+def at_max(thumb) -> bool:
+    """Whether a slider's thumb sits at its maximum (a range input's value and max, or ARIA's)."""
+    now, top = thumb.evaluate(
+        "el => [el.value !== undefined && el.value !== '' ? el.value : el.getAttribute('aria-valuenow'),"
+        " el.max !== undefined && el.max !== '' ? el.max : el.getAttribute('aria-valuemax')]")
+    try:
+        return now is not None and top is not None and float(now) >= float(top)
+    except (TypeError, ValueError):
+        return False
+
+
 def nudge(page, thumb, key: str) -> None:
     """Move a slider one step with the keyboard (``ArrowRight`` / ``ArrowLeft``)."""
     thumb.focus()
