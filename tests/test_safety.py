@@ -44,8 +44,12 @@ def test_nothing_is_unpickled_or_evaluated():
         rel = path.relative_to(ROOT).as_posix()
         for call, name in _calls(path):
             if name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.loads", "eval", "exec",
-                        "numpy.load", "np.load", "joblib.load", "dill.load"):
+                        "joblib.load", "dill.load"):
                 bad.append(f"{rel}:{call.lineno} {name}")
+            if name in ("numpy.load", "np.load"):  # only plain arrays: allow_pickle=False, spelled out
+                kw = {k.arg: k.value for k in call.keywords}
+                if not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False):
+                    bad.append(f"{rel}:{call.lineno} {name} without allow_pickle=False")
             if name == "torch.load" and (rel, name) not in PICKLE_OK:
                 kw = {k.arg: k.value for k in call.keywords}
                 if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
