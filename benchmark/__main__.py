@@ -34,16 +34,9 @@ START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 def machine(device_name: str | None) -> dict:
     from importlib.metadata import version
 
-    from core.devices import cpu_threads
+    from core.devices import cpu_model_name, cpu_threads
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model_name()
     try:
         ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):

@@ -62,20 +62,6 @@ def _dtype(precision: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
-def cpu_model_name() -> str:
-    """The processor's model name from /proc/cpuinfo ("AMD EPYC ..."), or the machine type."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def device_name(device: str) -> str:
     """What the device is, in words: torch.cuda.get_device_name for CUDA, the CPU's model and threads."""
     if kind_of(device) == "cuda":
@@ -84,9 +70,9 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(torch.device(device))
     if device == "mps":
         return "Apple GPU (Metal)"
-    from core.devices import cpu_threads
-
     import torch
+
+    from core.devices import cpu_model_name, cpu_threads
 
     return f"{cpu_model_name()} ({torch.get_num_threads()} of {cpu_threads()} threads)"
 
@@ -627,7 +613,7 @@ def thread_scaling(model, *, example=None, input_size: int | tuple[int, int] = 2
 
     Each row records the thread count torch reported inside the block (``threads_seen``),
     the speed-up over the first row and the parallel efficiency (speed-up / threads)."""
-    from core.devices import cpu_threads
+    from core.devices import cpu_model_name, cpu_threads
 
     budget = _budget(budget)
     example = example_input(input_size) if example is None else example

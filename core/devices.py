@@ -49,6 +49,18 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_model_name() -> str:
+    """The processor's model name from /proc/cpuinfo ("AMD EPYC ..."), or the machine type."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def torch_build_cuda() -> str | None:
     """The CUDA version the installed torch was built for ("13.0"), None for a CPU build or no torch."""
     spec = importlib.util.find_spec("torch")
