@@ -96,3 +96,21 @@ class Progress:
 
     def done(self) -> None:
         self.slot.empty()
+
+
+def run_job(start):
+    """Run a user-started job that a ``core.jobs.JobGate`` bounds, with a progress bar.
+
+    ``start(progress)`` does the work; its result is returned. When the gate refuses (the
+    server is busy) or the job runs out of time, the page shows the sentence as a warning and
+    gets None. The bar is removed either way."""
+    from core.jobs import JobRefused, JobTimeout
+
+    bar = Progress(st.empty())
+    try:
+        return start(bar)
+    except (JobRefused, JobTimeout) as err:
+        st.warning(str(err), icon="⏳")
+        return None
+    finally:
+        bar.done()

@@ -6,7 +6,7 @@ import streamlit as st
 from components import adversarial as ca
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import Progress, page_header, run_job, what_to_notice
 from components.urlstate import UrlState
 from core import adversarial as adv  # numpy only at import; torch and OpenCV inside functions
 from core.imageio import encode_png
@@ -161,14 +161,9 @@ mix = t3.radio("Each batch", [0.5, 1.0], format_func=lambda v: "50 % adversarial
 settings = (train_eps, train_method, float(mix), 0)
 done = st.session_state.setdefault("_adv.trained", {})
 if st.button("Train both models and attack them", type="primary", disabled=settings in done, key="adv.train"):
-    from core.jobs import JobRefused, JobTimeout
-
-    bar = Progress(st.empty())
-    try:
-        done[settings] = ca.compare_training(*settings, bar)
-    except (JobRefused, JobTimeout) as err:
-        st.warning(str(err), icon="⏳")
-    bar.done()
+    result = run_job(lambda bar: ca.compare_training(*settings, bar))
+    if result is not None:
+        done[settings] = result
 result = done.get(settings)
 if result is None:
     st.caption("Not trained yet for these settings in this session: press the button (results are shared "

@@ -6,7 +6,7 @@ import streamlit as st
 from components import distill as cd
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import page_header, run_job, what_to_notice
 from components.urlstate import UrlState
 from core import distill as kd  # numpy only at import; torch inside functions
 from core.params import Param
@@ -97,14 +97,9 @@ st.markdown(
 settings = (n_train, epochs, width, T, alpha, seed)
 done = st.session_state.setdefault("_kd.trained", {})
 if st.button("Train both students", type="primary", disabled=settings in done, key="kd.train"):
-    from core.jobs import JobRefused, JobTimeout
-
-    bar = Progress(st.empty())
-    try:
-        done[settings] = cd.run_compare(*settings, _progress=bar)
-    except (JobRefused, JobTimeout) as err:
-        st.warning(str(err), icon="⏳")
-    bar.done()
+    result = run_job(lambda bar: cd.run_compare(*settings, _progress=bar))
+    if result is not None:
+        done[settings] = result
 result = done.get(settings)
 if result is None:
     st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
@@ -134,14 +129,9 @@ st.subheader("4 · Is the student faster?")
 timed = st.session_state.setdefault("_kd.timed", {})
 tkey = (device, width)
 if st.button(f"Time teacher and student on {ctx.device.name}", disabled=tkey in timed, key="kd.time"):
-    from core.jobs import JobRefused, JobTimeout
-
-    bar = Progress(st.empty())
-    try:
-        timed[tkey] = cd.run_latency(device, width, _progress=bar)
-    except (JobRefused, JobTimeout) as err:
-        st.warning(str(err), icon="⏳")
-    bar.done()
+    result = run_job(lambda bar: cd.run_latency(device, width, _progress=bar))
+    if result is not None:
+        timed[tkey] = result
 lat = timed.get(tkey)
 if lat is None:
     st.caption("Press the button to time both networks (FP32, eval mode, 3 warm-up calls then 20 timed ones per "

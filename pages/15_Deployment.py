@@ -7,7 +7,7 @@ import streamlit as st
 from components import deploy as cd
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import page_header, run_job, what_to_notice
 from components.urlstate import UrlState
 from core import deploy as dp  # numpy only at import; torch inside functions
 from core.params import Param
@@ -88,15 +88,9 @@ if st.button("Export and measure", type="primary", key="dep.measure", disabled=r
              help="Traces and exports the model (ResNet-18: ~5 s), compares logits, then times each runtime "
                   "at batch 1, 8 and 16 (warm-up, then repeats; p50/p95). ResNet-18: about half a minute. "
                   "One timing run at a time on the server."):
-    from core.jobs import JobRefused, JobTimeout
-
-    bar = Progress(st.empty())
-    try:
-        report = cd.export_and_measure(clf, x, device, ctx.device.name, bar)
+    report = run_job(lambda bar: cd.export_and_measure(clf, x, device, ctx.device.name, bar))
+    if report is not None:
         cd.remember(key, report)
-    except (JobRefused, JobTimeout) as err:
-        st.warning(str(err), icon="⏳")
-    bar.done()
 
 if report is None:
     st.caption("Not measured yet for this model and image in this session: press the button.")

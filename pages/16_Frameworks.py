@@ -10,7 +10,7 @@ from components import frameworks as cfw
 from components import models as cm
 from components.classifier import classifier
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import page_header, run_job, what_to_notice
 from components.urlstate import UrlState
 from core import frameworks as fw  # numpy only at import; torch inside functions
 from core.params import Param
@@ -73,14 +73,9 @@ if st.button("Compile, export and time the four runtimes", type="primary", key="
              disabled=settings in done,
              help="torch.compile's first call takes seconds (once per server and settings); export ~4 s; then "
                   "each runtime is timed after warm-up (p50/p95). One timing run at a time on the server."):
-    from core.jobs import JobRefused, JobTimeout
-
-    bar = Progress(st.empty())
-    try:
-        done[settings] = cfw.measure(clf, x, device, bool(freezing), bar)
-    except (JobRefused, JobTimeout) as err:
-        st.warning(str(err), icon="⏳")
-    bar.done()
+    result = run_job(lambda bar: cfw.measure(clf, x, device, bool(freezing), bar))
+    if result is not None:
+        done[settings] = result
 
 result = done.get(settings)
 if result is None:
