@@ -63,10 +63,10 @@ def prepare(name: str, device: str) -> Prepared:
         module = registry.for_inference(yolo.model.fuse(), device)  # as models.detectors serves it
         x = _tensor(_photo((size, size), shapes=spec.source == "trained"))[None]
         return Prepared(module, (x.to(device),), f"1×3×{size}×{size}", weights)
-    if name == "shapes-cnn":
-        from models.shapes_cnn import load_or_train_shapes_cnn, preprocess
+    if name in ("shapes-cnn", "shapes-pretext"):  # the same ShapesNet layers, trained on different classes
+        from models.shapes_cnn import preprocess
 
-        return Prepared(registry.for_inference(load_or_train_shapes_cnn(), device),
+        return Prepared(registry.for_inference(registry.train(name), device),
                         (preprocess(_photo(None, shapes=True)).to(device),), f"1×3×{size}×{size}", TRAINED_HERE)
     if name == "shapes-seg":
         from models.shapes_seg import preprocess

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,10 +79,13 @@ class Progress:
 
     It may be called from inside a cached function or a worker: each update runs in the
     script context captured when the bar was made, so the bar is drawn on the right page and a
-    cache hit (no call) shows no bar. ``done()`` removes it."""
+    cache hit (no call) shows no bar. ``done()`` removes it.
 
-    def __init__(self, slot):
-        self.slot, self.bar = slot, None
+    A training loop may also pass ``partial=`` (e.g. its history so far): :func:`run_job`
+    keeps the latest one so that a stopped run can still show what it had done."""
+
+    def __init__(self, slot, keep=None):
+        self.slot, self.bar, self.keep = slot, None, keep
         self._ctx = contextvars.copy_context()
 
     def _show(self, fraction: float, text: str) -> None:
@@ -91,26 +95,74 @@ class Progress:
         else:
             self.bar.progress(fraction, text=text)
 
-    def __call__(self, fraction: float, text: str) -> None:
+    def __call__(self, fraction: float, text: str, partial=None) -> None:
+        if self.keep is not None:
+            self.keep(fraction, text, partial)
         self._ctx.run(self._show, fraction, text)
 
     def done(self) -> None:
         self.slot.empty()
 
 
-def run_job(start):
+_JOBS = "_ui.jobs"  # session_state: {stop key: {"started", "fraction", "text", "partial"}} of runs under way
+
+
+def run_job(start, *, stop: str | None = None):
     """Run a user-started job that a ``core.jobs.JobGate`` bounds, with a progress bar.
 
     ``start(progress)`` does the work; its result is returned. When the gate refuses (the
     server is busy) or the job runs out of time, the page shows the sentence as a warning and
-    gets None. The bar is removed either way."""
+    gets None. The bar is removed either way.
+
+    With ``stop`` (a key unique on the page) a **Stop** button sits beside the bar. Pressing
+    it reruns the page, and Streamlit ends the running script at its next progress update
+    (so a job should report progress at least once a second). The run is remembered as
+    stopped: :func:`stopped_job` on the next run tells the page how far it got."""
     from core.jobs import JobRefused, JobTimeout
 
-    bar = Progress(st.empty())
+    jobs = st.session_state.setdefault(_JOBS, {})
+    if stop is not None:
+        record = jobs[stop] = {"started": time.monotonic(), "fraction": 0.0, "text": "starting", "partial": None}
+
+        def remember(fraction, text, partial):
+            record.update(fraction=float(fraction), text=text, seconds=time.monotonic() - record["started"])
+            if partial is not None:
+                record["partial"] = partial
+
+        holder = st.empty()  # the bar and the Stop button, removed together when the job ends
+        bar_col, stop_col = holder.container().columns([6, 1], vertical_alignment="center")
+        stop_col.button("⏹ Stop", key=f"{stop}.stop", help="Stop this run. The page keeps the settings; "
+                        "press the start button again to run it from the beginning.")
+        bar = Progress(bar_col.empty(), keep=remember)
+        bar.done = holder.empty
+    else:
+        bar = Progress(st.empty())
     try:
-        return start(bar)
+        result = start(bar)
     except (JobRefused, JobTimeout) as err:
         st.warning(str(err), icon="⏳")
-        return None
+        result = None
+    except Exception:  # a real error: not a stop (Streamlit's rerun and stop are BaseExceptions)
+        if stop is not None:
+            jobs.pop(stop, None)
+        raise
     finally:
         bar.done()
+    # Reached only when the job was not interrupted: a rerun (the Stop button, or any widget
+    # touched while it ran) raises out of ``start`` at its next progress update and skips this.
+    if stop is not None:
+        jobs.pop(stop, None)
+    return result
+
+
+def stopped_job(stop: str) -> dict | None:
+    """If the last :func:`run_job` with this ``stop`` key was interrupted, show a note saying how
+    far it got and return ``{"fraction", "text", "seconds", "partial"}`` (``partial``: the last
+    one the job reported, or None); otherwise None. The note stays until the job is run again."""
+    record = st.session_state.get(_JOBS, {}).get(stop)
+    if record is None:
+        return None
+    seconds = record.get("seconds", 0.0)
+    st.info(f"**Stopped** after {seconds:.1f} s, at {record['fraction']:.0%} ({record['text']}). Nothing was "
+            "kept in the cache; start it again to run it to the end.", icon="⏹")
+    return {k: record.get(k) for k in ("fraction", "text", "seconds", "partial")}

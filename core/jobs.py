@@ -84,3 +84,10 @@ class JobGate:
 # time on the whole server: two timing runs at once would each slow the other and both
 # would report figures that are not the machine's.
 TIMING = JobGate("timing run", max_running=1, per_session=1, time_limit_s=300)
+
+# Live training on the "How networks learn" pages (Backpropagation, Transfer learning, Data
+# augmentation, Class imbalance, Self-supervised learning, Ensembles, Attention, Multi-label).
+# Each run uses one torch thread, so two at once fill the two cores of a small server; the
+# third user is told to wait a minute instead of slowing everyone down. Runs are short
+# (seconds to a minute), so a limit of 3 minutes only stops a run that has gone wrong.
+TRAINING = JobGate("live training run", max_running=2, per_session=1, time_limit_s=180)

@@ -184,12 +184,14 @@ PAGES: tuple[Page, ...] = (
         "🎓",
         "Fine-tune a pretrained backbone on a small dataset with its layers frozen or "
         "unfrozen and compare the result with training from scratch.",
+        models=("resnet18", "shapes-pretext"),
     ),
     Page(
         "data-augmentation", "Data augmentation", "pages/20_Data_augmentation.py", _LEARN,
         "🎲",
         "Apply flips, crops, colour jitter, rotations, MixUp and CutMix to your image and "
         "preview a whole augmented batch.",
+        models=("resnet18", "shapes-cnn"),
     ),
     Page(
         "pooling", "Pooling", "pages/21_Pooling.py", _LEARN, "🧮",
@@ -209,8 +211,8 @@ PAGES: tuple[Page, ...] = (
     ),
     Page(
         "ensembles", "Ensembles", "pages/24_Ensembles.py", _LEARN, "🎻",
-        "Combine several pretrained CNNs by averaging or voting and compare the ensemble's "
-        "answer and confidence with each member's.",
+        "Train several small CNNs with different seeds and widths, combine them by averaging "
+        "or voting, and compare the ensemble's answer and confidence with each member's.",
     ),
     Page(
         "attention", "Attention", "pages/25_Attention.py", _LEARN, "👁️",

@@ -215,6 +215,19 @@ REGISTRY: dict[str, ModelSpec] = {
             notes="Offline fallback classifier, trained in seconds on this machine.",
         ),
         ModelSpec(
+            name="shapes-pretext",
+            title="Shapes CNN pretrained on another task (circle / square / triangle, trained here)",
+            task="classify",
+            source="trained",
+            file="trained/shapes_pretext.pt",
+            url=None,
+            size_mb=0.1,
+            input_size=64,
+            trainer="models.shapes_pretext:load_or_train_shapes_pretext",
+            notes="Offline 'pretrained' backbone for Transfer learning: it never saw the classes it is "
+                  "transferred to (star, hexagon, cross).",
+        ),
+        ModelSpec(
             name="shapes-yolo",
             title="Shapes YOLO (YOLO11n architecture trained here on synthetic scenes)",
             task="detect",

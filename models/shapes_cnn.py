@@ -133,26 +133,32 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, epochs: int = 5,
-                     batch_size: int = 32, lr: float = 1e-2,
+                     batch_size: int = 32, lr: float = 1e-2, classes: tuple[int, ...] | None = None,
                      progress: Progress | None = None) -> tuple[ShapesNet, dict]:
     """Train ShapesNet on synthetic crops; returns (model in eval mode, metrics).
 
     Deterministic for a given seed: initialisation uses a forked global RNG (restored
     afterwards, so other threads' random streams are not disturbed) and shuffling its own
     generator. Held-out accuracy is measured on images drawn from a different seed.
+    ``classes`` (indices into SHAPE_CLASSES) trains on those shapes only, as outputs
+    0..len(classes)-1 in that order (the Transfer learning page's "other task" backbone).
     """
     t0 = time.perf_counter()
     report = progress or (lambda frac, msg: None)
     report(0.0, "drawing training images")
-    x_img, y_np = make_classification_set(n_train, seed=seed + TRAIN_SEED_OFFSET, size=INPUT_SIZE)
-    xt_img, yt_np = make_classification_set(n_test, seed=seed + TEST_SEED_OFFSET, size=INPUT_SIZE)
+    x_img, y_np = make_classification_set(n_train, seed=seed + TRAIN_SEED_OFFSET, size=INPUT_SIZE, classes=classes)
+    xt_img, yt_np = make_classification_set(n_test, seed=seed + TEST_SEED_OFFSET, size=INPUT_SIZE, classes=classes)
+    if classes is not None:  # original class index -> output index
+        lookup = np.full(len(SHAPE_CLASSES), -1, dtype=np.int64)
+        lookup[list(classes)] = np.arange(len(classes))
+        y_np, yt_np = lookup[y_np], lookup[yt_np]
     x, y = preprocess(x_img), torch.from_numpy(y_np)
     xt, yt = preprocess(xt_img), torch.from_numpy(yt_np)
 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
-        model = ShapesNet()
+        model = ShapesNet(num_classes=len(classes) if classes is not None else len(SHAPE_CLASSES))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         steps = epochs * ((n_train + batch_size - 1) // batch_size)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
@@ -178,6 +184,7 @@ def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, e
         "n_test": n_test,
         "epochs": epochs,
         "seed": seed,
+        "classes": [SHAPE_CLASSES[c] for c in (classes if classes is not None else range(len(SHAPE_CLASSES)))],
         "train_seconds": round(time.perf_counter() - t0, 2),
     }
     return model.eval(), metrics

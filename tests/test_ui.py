@@ -40,3 +40,50 @@ def test_run_job_returns_the_result_or_shows_why_not():
     assert len(warnings) == 2 and "server is busy" in warnings[0] and "test job" in warnings[1]
     # every progress bar was removed
     assert not at.get("progress")
+
+
+def _stoppable():
+    import streamlit as st
+
+    from components.ui import run_job, stopped_job
+
+    mode = st.session_state.setdefault("mode", "stop")
+    if not st.session_state.get("ran"):
+        st.session_state.ran = True
+
+        def job(progress):
+            progress(0.25, "epoch 1/4", partial=[0.5])
+            if mode == "stop":
+                st.rerun()  # what the Stop button does: a rerun that ends the script at this yield
+            if mode == "error":
+                raise ValueError("a real bug")
+            progress(1.0, "epoch 4/4", partial=[0.5, 0.6, 0.7, 0.8])
+            return "finished"
+
+        try:
+            st.write(f"result: {run_job(job, stop='train')}")
+        except ValueError:
+            st.write("error raised")
+    out = stopped_job("train")
+    st.write(f"partial: {None if out is None else out['partial']}")
+
+
+def test_a_stopped_job_is_reported_with_what_it_had_done():
+    at = AppTest.from_function(_stoppable).run(timeout=60)
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert "partial: [0.5]" in texts  # the rerun ended the job; the page says how far it got
+    note = [i.value for i in at.info]
+    assert len(note) == 1 and "Stopped" in note[0] and "25%" in note[0] and "epoch 1/4" in note[0]
+    assert not at.get("progress") and not at.button  # the bar and its Stop button went with the job
+
+
+def test_a_finished_or_failed_job_is_not_reported_as_stopped():
+    for mode, expected in (("finish", "result: finished"), ("error", "error raised")):
+        at = AppTest.from_function(_stoppable)
+        at.session_state["mode"] = mode
+        at.run(timeout=60)
+        assert not at.exception
+        texts = [m.value for m in at.markdown]
+        assert expected in texts and "partial: None" in texts, (mode, texts)
+        assert not at.info and not at.button
