@@ -6,7 +6,7 @@ import streamlit as st
 from components import adversarial as ca
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, run_job, what_to_notice
+from components.ui import Progress, page_header, run_job, stopped_job, what_to_notice
 from components.urlstate import UrlState
 from core import adversarial as adv  # numpy only at import; torch and OpenCV inside functions
 from core.imageio import encode_png
@@ -161,13 +161,14 @@ mix = t3.radio("Each batch", [0.5, 1.0], format_func=lambda v: "50 % adversarial
 settings = (train_eps, train_method, float(mix), 0)
 done = st.session_state.setdefault("_adv.trained", {})
 if st.button("Train both models and attack them", type="primary", disabled=settings in done, key="adv.train"):
-    result = run_job(lambda bar: ca.compare_training(*settings, bar))
+    result = run_job(lambda bar: ca.compare_training(*settings, bar), stop="adv.train")
     if result is not None:
         done[settings] = result
 result = done.get(settings)
 if result is None:
-    st.caption("Not trained yet for these settings in this session: press the button (results are shared "
-               "between sessions, so settings someone else already trained come back at once).")
+    if stopped_job("adv.train") is None:
+        st.caption("Not trained yet for these settings in this session: press the button (results are shared "
+                   "between sessions, so settings someone else already trained come back at once).")
 else:
     rows = [{"eps": e, "model": f"{name} training", "accuracy": acc}
             for name, curve in result["curves"].items() for e, acc in zip(result["eps"], curve)]

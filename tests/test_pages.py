@@ -4,6 +4,7 @@ Pages are discovered from pages/*.py, so a new page is covered the day it appear
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,27 @@ def test_page_has_its_explanation_answer_and_notes(file):
     source = (ROOT / file).read_text()
     body = source.split("st.set_page_config", 1)[-1]
     assert body.index("lab_sidebar()") < body.index("page_header("), "the shared sidebar comes first"
+
+
+STOP_KEY = re.compile(r"""stop=["']([^"']+)["']""")
+STOPPABLE = [(f, key) for f in PAGE_FILES for key in STOP_KEY.findall((ROOT / f).read_text())]
+
+
+@pytest.mark.parametrize("file,key", STOPPABLE)
+def test_page_after_a_stopped_run_says_so_and_keeps_working(file, key, trained_models):
+    """A run stopped half way (the Stop button, or a widget touched while it ran) leaves its
+    record in the session; the next run of the page must show the note, not a traceback."""
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.switch_page(file)
+    at.session_state["_ui.jobs"] = {key: {"started": 0.0, "fraction": 0.4, "text": "epoch 2/5", "seconds": 3.2,
+                                          "partial": None}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Stopped" in i.value and "epoch 2/5" in i.value for i in at.info), f"{file}: no note for {key}"
+
+
+def test_stoppable_pages_are_found():
+    assert ("pages/14_Knowledge_distillation.py", "kd.train") in STOPPABLE
 
 
 def test_home_lists_every_question_and_filters():
