@@ -87,3 +87,24 @@ def active_subject(ctx, url, *, where=None) -> Subject:
     clf = classifier(SHAPES_MODEL, device)
     sample = shape_sample(seed)
     return Subject(clf, sample.image, f"synthetic {sample.name} #{seed}", f"shape-{seed}", sample)
+
+
+PHOTO, SHAPE = "Your photo", "A synthetic shape"
+
+
+def shape_or_photo(ctx, url, *, where=None, default: str = SHAPE) -> Subject:
+    """The image for a page whose small network only knows the six synthetic shapes: a radio
+    between a synthetic one-shape image (number box, ``?shape=``; its true class and box come
+    along as ``.truth``) and the user's active photo (``.truth`` None). ``.classifier`` is None:
+    the page brings its own network. Loads no model."""
+    box = where or st
+    src = box.radio("Image", (SHAPE, PHOTO), horizontal=True,
+                    key=url.key("src", Param(default=default, kind=str, choices=(SHAPE, PHOTO))),
+                    help="These networks were trained on synthetic shapes only: on your photo they still "
+                         "answer, but with one of the six shapes.")
+    if src == PHOTO:
+        return Subject(None, ctx.image.work, ctx.image.title, ctx.image.digest)
+    seed = int(box.number_input("Synthetic image number", 0, 9999, step=1, key=url.key("shape", SHAPE_SEED),
+                                help="Each number draws another shape, colour, place and background."))
+    sample = shape_sample(seed)
+    return Subject(None, sample.image, f"synthetic {sample.name} #{seed}", f"shape-{seed}", sample)

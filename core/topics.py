@@ -223,6 +223,7 @@ PAGES: tuple[Page, ...] = (
         "multi-label", "Multi-label", "pages/26_Multi-label.py", _LEARN, "🏷️",
         "Score your image with independent sigmoid outputs, move the per-class thresholds, "
         "and see several labels switch on at once.",
+        models=("shapes-cnn",),
     ),
     # --- Beyond plain classification ------------------------------------------------
     Page(
