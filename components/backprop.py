@@ -66,7 +66,9 @@ def norm_bars(rows: list[dict], *, colour: str | None = None) -> None:
     if colour:
         enc["yOffset"] = {"field": colour}
         enc["color"] = {"field": colour, "type": "nominal", "title": None}
-    st.vega_lite_chart({"data": {"values": rows}, "mark": {"type": "bar", "tooltip": True}, "encoding": enc,
+    # Points, not bars: a bar on a log axis has no zero to start from, and Vega-Lite drops it.
+    st.vega_lite_chart({"data": {"values": rows},
+                        "mark": {"type": "point", "filled": True, "size": 90, "tooltip": True}, "encoding": enc,
                         "height": {"step": 14 if colour else 22}}, width="stretch")
 
 

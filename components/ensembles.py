@@ -77,14 +77,16 @@ def size_lines(rows: list[dict]) -> None:
         "encoding": {
             "x": {"field": "members", "type": "quantitative", "title": "members in the ensemble",
                   "axis": {"tickMinStep": 1, "format": "d"}},
-            "color": {"field": "combiner", "type": "nominal", "title": None},
+            "color": {"field": "combiner", "type": "nominal", "title": None,
+                      "scale": {"range": ["#1f77b4", "#e4572e"]}, "legend": {"symbolOpacity": 1}},
         },
         "layer": [
             {"mark": {"type": "area", "opacity": 0.15},
              "encoding": {"y": {"field": "min", "type": "quantitative"}, "y2": {"field": "max"}}},
-            {"mark": {"type": "line", "point": True, "tooltip": True},
+            {"mark": {"type": "line", "point": True, "tooltip": True, "strokeWidth": 2.5},
              "encoding": {"y": {"field": "accuracy", "type": "quantitative", "title": "held-out accuracy",
-                                "axis": {"format": "%"}, "scale": {"zero": False}}}},
+                                "axis": {"format": "%"}, "scale": {"zero": False}},
+                          "strokeDash": {"field": "combiner", "type": "nominal", "title": None}}},
         ],
         "height": 260,
     }, width="stretch")
@@ -119,10 +121,9 @@ def probability_bars(rows: list[dict], order: list[str]) -> None:
             "y": {"field": "class", "type": "nominal", "title": None, "sort": None},
             "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
                   "axis": {"format": "%"}, "title": None},
-            "color": {"field": "class", "type": "nominal", "legend": None},
             "facet": {"field": "model", "type": "nominal", "sort": order, "columns": 3, "title": None},
         },
-        "width": 150, "height": 90,
+        "width": 150, "height": {"step": 18},
     })
 
 

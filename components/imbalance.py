@@ -85,7 +85,7 @@ def confusion_heatmap(matrix: np.ndarray, classes: list[str], title: str) -> Non
                           "color": {"condition": {"test": "datum.share > 0.5", "value": "white"},
                                     "value": "black"}}},
         ],
-        "height": 170,
+        "height": {"step": 34},
     }, width="stretch")
 
 

@@ -111,11 +111,15 @@ def curves(history: list[dict], random_probe: float | None, chance: float) -> No
                               "y": {"field": "value", "type": "quantitative", "title": "accuracy",
                                     "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
                               "color": {"field": "metric", "type": "nominal", "title": None,
-                                        "legend": {"orient": "bottom", "columns": 1}}}},
-                {"data": {"values": rules}, "mark": {"type": "rule", "strokeDash": [6, 4], "tooltip": True},
-                 "encoding": {"y": {"field": "value", "type": "quantitative"},
-                              "color": {"field": "what", "type": "nominal", "title": None,
-                                        "scale": {"range": ["#616161", "#bdbdbd"]}, "legend": None}}},
+                                        "legend": {"orient": "bottom", "columns": 1, "labelLimit": 400}}}},
+                # Reference levels: grey dashed rules with their own labels (a colour encoding here
+                # would share, and overwrite, the curves' colour scale).
+                {"data": {"values": rules}, "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#757575",
+                                                     "tooltip": True},
+                 "encoding": {"y": {"field": "value", "type": "quantitative"}}},
+                {"data": {"values": rules}, "mark": {"type": "text", "align": "right", "dy": -6, "color": "#616161",
+                                                     "x": "width", "fontSize": 11},
+                 "encoding": {"y": {"field": "value", "type": "quantitative"}, "text": {"field": "what"}}},
             ],
             "height": 240,
         }, width="stretch")
