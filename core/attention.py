@@ -22,8 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.classifier import SHAPES_MEAN, SHAPES_STD
-from core.livetrain import REPORT_EVERY_S
+from core.livetrain import REPORT_EVERY_S, normalise_layer
 
 KINDS = ("plain", "se", "cbam")
 KIND_TITLES = {"plain": "plain CNN", "se": "CNN + squeeze-and-excitation", "cbam": "CNN + CBAM (channel + spatial)"}
@@ -33,7 +32,7 @@ REDUCTION = 4
 
 def _modules():
     """The torch classes, built on first use (torch is imported lazily)."""
-    global SqueezeExcite, SpatialAttention, CBAM, Normalise, AttentionNet
+    global SqueezeExcite, SpatialAttention, CBAM, AttentionNet
     if AttentionNet is not None:
         return
     import torch
@@ -77,14 +76,6 @@ def _modules():
         def forward(self, x):
             return self.spatial(self.channel(x))
 
-    class _Normalise(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("mean", torch.tensor(SHAPES_MEAN).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(SHAPES_STD).view(1, 3, 1, 1))
-
-        def forward(self, x):
-            return (x - self.mean) / self.std
 
     class _AttentionNet(nn.Module):
         """ShapesNet's blocks with attention after ``sites``; ``attention[str(i)]`` follows block i."""
@@ -97,7 +88,7 @@ def _modules():
                 raise ValueError(f"kind must be one of {KINDS}")
             base = ShapesNet(num_classes=num_classes, width=width)  # conv blocks + head first (same init)
             self.kind, self.sites = kind, tuple(sites)
-            self.normalise = _Normalise()
+            self.normalise = normalise_layer()
             self.blocks = base.features
             self.classifier = base.classifier
             channels = [width, 2 * width, 4 * width, 8 * width]
@@ -128,10 +119,10 @@ def _modules():
             return out
 
     SqueezeExcite, SpatialAttention, CBAM = _SqueezeExcite, _SpatialAttention, _CBAM
-    Normalise, AttentionNet = _Normalise, _AttentionNet
+    AttentionNet = _AttentionNet
 
 
-SqueezeExcite = SpatialAttention = CBAM = Normalise = AttentionNet = None  # built by _modules()
+SqueezeExcite = SpatialAttention = CBAM = AttentionNet = None  # built by _modules()
 
 
 def make_net(kind: str = "cbam", *, seed: int = 0, width: int = 8, sites=SITES):

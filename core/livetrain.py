@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -77,14 +78,14 @@ def flip_labels(y, fraction: float, *, num_classes: int, seed: int = 0):
     return noisy, flipped
 
 
-def make_model(seed: int = 0, width: int = 8):
-    """A fresh shapes CNN that takes [0, 1] pixels: Normalise -> ShapesNet(width)."""
+@lru_cache(maxsize=1)
+def _normalise_class():
     import torch
     from torch import nn
 
-    from models.shapes_cnn import ShapesNet
-
     class Normalise(nn.Module):
+        """(x - mean) / std with the shapes classifier's constants (buffers, so they move with .to())."""
+
         def __init__(self):
             super().__init__()
             self.register_buffer("mean", torch.tensor(SHAPES_MEAN).view(1, 3, 1, 1))
@@ -93,9 +94,25 @@ def make_model(seed: int = 0, width: int = 8):
         def forward(self, x):
             return (x - self.mean) / self.std
 
+    return Normalise
+
+
+def normalise_layer():
+    """The first layer of every live-trained shapes network: [0, 1] pixels -> the classifier's
+    normalisation, so attacks, erasing and augmentations act on pixels."""
+    return _normalise_class()()
+
+
+def make_model(seed: int = 0, width: int = 8):
+    """A fresh shapes CNN that takes [0, 1] pixels: Normalise -> ShapesNet(width)."""
+    import torch
+    from torch import nn
+
+    from models.shapes_cnn import ShapesNet
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return nn.Sequential(Normalise(), ShapesNet(width=width))
+        return nn.Sequential(normalise_layer(), ShapesNet(width=width))
 
 
 def loss_function(kind: str, num_classes: int, *, alpha: float = 1.0, beta: float = 1.0) -> Callable:

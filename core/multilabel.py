@@ -23,8 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.classifier import SHAPES_MEAN, SHAPES_STD
-from core.livetrain import REPORT_EVERY_S
+from core.livetrain import REPORT_EVERY_S, normalise_layer
 from core.shapes import SHAPE_CLASSES
 
 HEADS = ("sigmoid", "softmax")
@@ -141,18 +140,10 @@ def make_model(seed: int = 0, width: int = 8, backbone: dict | None = None):
 
     from models.shapes_cnn import ShapesNet
 
-    class Normalise(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("mean", torch.tensor(SHAPES_MEAN).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(SHAPES_STD).view(1, 3, 1, 1))
-
-        def forward(self, x):
-            return (x - self.mean) / self.std
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = nn.Sequential(Normalise(), ShapesNet(num_classes=len(SHAPE_CLASSES), width=width))
+        model = nn.Sequential(normalise_layer(), ShapesNet(num_classes=len(SHAPE_CLASSES), width=width))
     if backbone is not None:
         model[1].features.load_state_dict(backbone)
     return model
