@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.livetrain import REPORT_EVERY_S, normalise_layer
+from core.livetrain import normalise_layer
 
 KINDS = ("plain", "se", "cbam")
 KIND_TITLES = {"plain": "plain CNN", "se": "CNN + squeeze-and-excitation", "cbam": "CNN + CBAM (channel + spatial)"}
@@ -153,63 +153,24 @@ def architecture(width: int = 8, sites=SITES) -> list[dict]:
     return rows
 
 
-def accuracy(model, x, y, batch: int = 500) -> float:
-    import torch
-
-    model.eval()
-    with torch.inference_mode():
-        pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return float((pred == y).float().mean())
-
-
 def train(kind: str, data, *, epochs: int = 5, seed: int = 0, width: int = 8, batch_size: int = 32,
           lr: float = 1e-2, progress: Callable | None = None, deadline=None, span=(0.0, 1.0),
           label: str = "") -> tuple[object, list[dict]]:
-    """Train a fresh ``kind`` net on ``data`` (core.livetrain.ShapesData). Returns (model in eval
-    mode, history [{"epoch", "loss", "test_accuracy"}]). ``span`` maps this run's progress into
-    a part of the caller's bar. Deterministic in its arguments."""
-    import torch
-    import torch.nn.functional as F
-
-    from models.shapes_cnn import torch_threads
+    """Train a fresh ``kind`` net on ``data`` (core.livetrain.ShapesData) with the shared loop
+    (core.livetrain.train: AdamW, one-cycle, seeded order). Returns (model in eval mode, history
+    [{"epoch", "loss", "test_accuracy"}]). ``span`` maps this run's progress into a part of the
+    caller's bar. Deterministic in its arguments."""
+    from core.livetrain import train as train_live
 
     report = progress or (lambda *a, **k: None)
     lo, hi = span
-    model = make_net(kind, seed=seed, width=width)
-    n = len(data.x_train)
-    gen = torch.Generator().manual_seed(seed)
-    history: list[dict] = []
-    last = time.perf_counter()
-    with torch.random.fork_rng(devices=[]), torch_threads(1):
-        torch.manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-        steps = epochs * ((n + batch_size - 1) // batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen)
-            total = 0.0
-            model.train()
-            for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
-                    report(lo + (hi - lo) * (epoch + i / n) / epochs,
-                           f"{label}epoch {epoch + 1}/{epochs}: {i}/{n} crops", partial=history)
-                idx = order[i:i + batch_size]
-                loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
-                model.train()
-            history.append({"epoch": epoch + 1, "loss": total / n,
-                            "test_accuracy": accuracy(model, data.x_test, data.y_test)})
-            report(lo + (hi - lo) * (epoch + 1) / epochs,
-                   f"{label}epoch {epoch + 1}/{epochs}: test accuracy {history[-1]['test_accuracy']:.1%}",
-                   partial=history)
-    return model.eval(), history
+
+    def part(fraction, text, partial=None):
+        report(lo + (hi - lo) * fraction, f"{label}{text}", partial=partial)
+
+    run = train_live(data, epochs=epochs, seed=seed, width=width, batch_size=batch_size, lr=lr,
+                     model=make_net(kind, seed=seed, width=width), progress=part, deadline=deadline, partial=True)
+    return run.model, run.history
 
 
 def state_to_numpy(model) -> dict:
