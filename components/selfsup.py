@@ -111,7 +111,7 @@ def curves(history: list[dict], random_probe: float | None, chance: float) -> No
                               "y": {"field": "value", "type": "quantitative", "title": "accuracy",
                                     "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
                               "color": {"field": "metric", "type": "nominal", "title": None,
-                                        "legend": {"orient": "bottom", "columns": 1, "labelLimit": 400}}}},
+                                        "legend": {"orient": "right", "labelLimit": 170}}}},
                 # Reference levels: grey dashed rules with their own labels (a colour encoding here
                 # would share, and overwrite, the curves' colour scale).
                 {"data": {"values": rules}, "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#757575",
