@@ -166,3 +166,24 @@ def stopped_job(stop: str) -> dict | None:
     st.info(f"**Stopped** after {seconds:.1f} s, at {record['fraction']:.0%} ({record['text']}). Nothing was "
             "kept in the cache; start it again to run it to the end.", icon="⏹")
     return {k: record.get(k) for k in ("fraction", "text", "seconds", "partial")}
+
+
+def train_button(label: str, *, key: str, settings, start, disabled: bool = False, help: str | None = None,
+                 keep: int = 4):
+    """The start button of a live run, and what the page should show for the current settings.
+
+    ``start(progress)`` runs the job (through :func:`run_job`, with a Stop button keyed ``key``).
+    The session remembers its last ``keep`` finished results by ``settings`` (a hashable tuple of
+    every widget value the result depends on), and the button is disabled for settings already
+    done. Returns ``(result, stopped)``: the finished result for these settings or None, and,
+    when there is none and the last run was stopped, :func:`stopped_job`'s record (the note is
+    shown) or None."""
+    done = st.session_state.setdefault(f"_ui.done.{key}", {})
+    if st.button(label, type="primary", disabled=disabled or settings in done, key=key, help=help):
+        result = run_job(start, stop=key)
+        if result is not None:
+            done[settings] = result
+            while len(done) > keep:  # bounded: the oldest result goes first
+                done.pop(next(iter(done)))
+    result = done.get(settings)
+    return result, (stopped_job(key) if result is None else None)

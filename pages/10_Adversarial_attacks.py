@@ -6,7 +6,7 @@ import streamlit as st
 from components import adversarial as ca
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, run_job, stopped_job, what_to_notice
+from components.ui import Progress, page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import adversarial as adv  # numpy only at import; torch and OpenCV inside functions
 from core.imageio import encode_png
@@ -159,14 +159,10 @@ train_method = t2.radio("Attack used in training", list(adv.TRAIN_METHODS), form
 mix = t3.radio("Each batch", [0.5, 1.0], format_func=lambda v: "50 % adversarial, 50 % clean" if v < 1
                else "100 % adversarial", key="adv.train_mix")
 settings = (train_eps, train_method, float(mix), 0)
-done = st.session_state.setdefault("_adv.trained", {})
-if st.button("Train both models and attack them", type="primary", disabled=settings in done, key="adv.train"):
-    result = run_job(lambda bar: ca.compare_training(*settings, bar), stop="adv.train")
-    if result is not None:
-        done[settings] = result
-result = done.get(settings)
+result, stopped = train_button("Train both models and attack them", key="adv.train", settings=settings,
+                               start=lambda bar: ca.compare_training(*settings, bar))
 if result is None:
-    if stopped_job("adv.train") is None:
+    if stopped is None:
         st.caption("Not trained yet for these settings in this session: press the button (results are shared "
                    "between sessions, so settings someone else already trained come back at once).")
 else:

@@ -6,7 +6,7 @@ import streamlit as st
 from components import distill as cd
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, run_job, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import distill as kd  # numpy only at import; torch inside functions
 from core.params import Param
@@ -95,14 +95,10 @@ st.markdown(
     f"α = {alpha:g}, T = {T:g}, **plain** uses cross-entropy on the labels alone. Accuracy is measured after every "
     "epoch on 400 held-out crops the teacher never saw. Takes about 15–40 s (both runs, one core).")
 settings = (n_train, epochs, width, T, alpha, seed)
-done = st.session_state.setdefault("_kd.trained", {})
-if st.button("Train both students", type="primary", disabled=settings in done, key="kd.train"):
-    result = run_job(lambda bar: cd.run_compare(*settings, _progress=bar), stop="kd.train")
-    if result is not None:
-        done[settings] = result
-result = done.get(settings)
+result, stopped = train_button("Train both students", key="kd.train", settings=settings,
+                               start=lambda bar: cd.run_compare(*settings, _progress=bar))
 if result is None:
-    if stopped_job("kd.train") is None:
+    if stopped is None:
         st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
                    "sessions, so settings someone already trained come back at once). With the defaults the KD "
                    "student usually ends several points ahead of the plain one; at width 2 both are unstable and the "

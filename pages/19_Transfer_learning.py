@@ -6,7 +6,7 @@ import streamlit as st
 from components import models as cm
 from components import transfer as ct
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, weights_missing, what_to_notice
+from components.ui import page_header, run_job, train_button, weights_missing, what_to_notice
 from components.urlstate import UrlState
 from core import transfer as tl  # numpy only at import; torch inside functions
 from core.params import Param
@@ -85,14 +85,9 @@ expected = 0.004 * steps * sum(min(3 * k, tl.BATCH) for k in shots) + 4  # ~2 ms
 st.caption(f"Takes about {expected:.0f} s on one core of a quiet server (up to twice that when it is busy). "
            "Regime (1) costs almost nothing: most of the time is (2) and (3).")
 settings = (shots, steps, seed)
-done = st.session_state.setdefault("_tl.sweeps", {})
-if st.button("Run the sweep", type="primary", disabled=settings in done, key="tl.train"):
-    out = run_job(lambda bar: ct.run_sweep(*settings, _progress=bar), stop="tl.train")
-    if out is not None:
-        done[settings] = out
-result = done.get(settings)
+result, stopped = train_button("Run the sweep", key="tl.train", settings=settings,
+                               start=lambda bar: ct.run_sweep(*settings, _progress=bar))
 if result is None:
-    stopped = stopped_job("tl.train")
     if stopped and stopped.get("partial"):
         st.markdown("**What the stopped run had finished:**")
         ct.accuracy_lines(stopped["partial"], 1 / 3)

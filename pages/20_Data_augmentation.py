@@ -7,7 +7,7 @@ import streamlit as st
 from components import augment as ca
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import augment as aug  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -175,13 +175,8 @@ st.markdown(
     + ". Accuracy is measured after each epoch on 400 held-out crops. About 30 s for both runs with the "
       "defaults on one core.")
 settings_t = (n_train, epochs, augs, tseed)
-done = st.session_state.setdefault("_aug.trained", {})
-if st.button("Train both", type="primary", disabled=settings_t in done or not augs, key="aug.train"):
-    result = run_job(lambda bar: ca.run_compare(n_train, epochs, augs, tseed, _progress=bar), stop="aug.train")
-    if result is not None:
-        done[settings_t] = result
-stopped = stopped_job("aug.train")
-result = done.get(settings_t)
+result, stopped = train_button("Train both", key="aug.train", settings=settings_t, disabled=not augs,
+                               start=lambda bar: ca.run_compare(n_train, epochs, augs, tseed, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
         ca.accuracy_lines(stopped["partial"])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import imbalance as ci
 from components.sidebar import lab_sidebar
-from components.ui import grouped_bars, page_header, run_job, stopped_job, what_to_notice
+from components.ui import grouped_bars, page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import imbalance as im  # numpy only at import; torch inside functions
 from core.params import Param
@@ -82,21 +82,16 @@ st.markdown(
 
 # --- 3. Train ----------------------------------------------------------------------------------
 settings = (n_train, ratio, minority, tuple(m for m in im.METHODS if m in methods), gamma, epochs, seed)
-done = st.session_state.setdefault("_imb.trained", {})
 secs = 1 + 0.65 * len(methods) * n_train * epochs / 1000  # measured: 1000 crops x 6 epochs ~ 3.9 s a method
 st.caption(f"About {secs:.0f} s on one quiet core ({len(methods)} short runs of {epochs} epochs on {n_train} crops; "
            "longer while other users train). Results are shared between sessions, so settings someone already "
            "trained come back at once.")
-if st.button("Train the chosen methods", type="primary", disabled=settings in done or not methods, key="imb.train"):
-    result = run_job(lambda bar: ci.run_compare(*settings, _progress=bar), stop="imb.train")
-    if result is not None:
-        done[settings] = result
-stopped = stopped_job("imb.train")
+result, stopped = train_button("Train the chosen methods", key="imb.train", settings=settings, disabled=not methods,
+                               start=lambda bar: ci.run_compare(*settings, _progress=bar))
 if stopped and stopped.get("partial"):
     st.markdown("Finished before the stop: " + "; ".join(
         f"**{name}** minority recall {p['minority_recall']:.0%}, balanced accuracy {p['balanced_accuracy']:.1%}"
         for name, p in stopped["partial"].items()))
-result = done.get(settings)
 if not methods:
     st.info("Choose at least one method.")
 elif result is None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from components import selfsup as cs
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import selfsup as ss  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -82,13 +82,8 @@ st.markdown(
     f"{R.n_test} held-out crops, after every epoch and for the same network with its random initial weights. "
     "Takes about 25 s with the defaults on one quiet core (longer when the server is busy).")
 settings = (n_unlabelled, epochs, temperature, seed)
-done = st.session_state.setdefault("_ssl.trained", {})
-if st.button("Train the encoder (no labels)", type="primary", disabled=settings in done, key="ssl.train"):
-    result = run_job(lambda bar: cs.run_training(*settings, _progress=bar), stop="ssl.train")
-    if result is not None:
-        done[settings] = result
-stopped = stopped_job("ssl.train")
-result = done.get(settings)
+result, stopped = train_button("Train the encoder (no labels)", key="ssl.train", settings=settings,
+                               start=lambda bar: cs.run_training(*settings, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
         st.caption("Curves up to the stop:")

@@ -6,7 +6,7 @@ import streamlit as st
 from components import ensembles as ce
 from components.classifier import shape_sample
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import ensembles as E  # numpy only at import; torch inside functions
 from core.params import Param
@@ -60,16 +60,9 @@ cost = n_members * n_train * epochs
 st.markdown(f"Trains {n_members} shapes CNNs one after another. Expected time: **about {max(1, round(cost / 650))} s** "
             "on one quiet core (the defaults take about 30 s), longer when the server is busy; the Stop button "
             "ends it within a second.")
-done = st.session_state.setdefault("_ens.trained", {})
-if st.button(f"Train {n_members} members", type="primary", disabled=settings in done, key="ens.train"):
-    result = run_job(lambda bar: ce.run_ensemble(*settings, _progress=bar), stop="ens.train")
-    if result is not None:
-        done[settings] = result
-        while len(done) > 4:  # this session keeps its last four runs (each about 1 MB)
-            done.pop(next(iter(done)))
-result = done.get(settings)
+result, stopped = train_button(f"Train {n_members} members", key="ens.train", settings=settings,  # keeps 4 runs, ~1 MB each
+                               start=lambda bar: ce.run_ensemble(*settings, _progress=bar))
 if result is None:
-    stopped = stopped_job("ens.train")
     if stopped and stopped.get("partial"):
         st.markdown("Members finished before the stop: " + ", ".join(
             f"{m['name']} {m['accuracy']:.1%}" for m in stopped["partial"]))

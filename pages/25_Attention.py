@@ -7,7 +7,7 @@ import streamlit as st
 from components import attention as ca
 from components.classifier import shape_or_photo
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import attention as att  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -69,13 +69,8 @@ st.markdown(f"The plain net and the {att.KIND_TITLES[kind]} train on the same {n
             f"seed, optimiser and order, for {epochs} epochs; accuracy is measured after each epoch on 400 "
             "held-out crops. With the defaults this takes about 30 s (both runs, one core).")
 settings = (kind, n_train, epochs, seed)
-done = st.session_state.setdefault("_att.trained", {})
-if st.button("Train both nets", type="primary", disabled=settings in done, key="att.train"):
-    result = run_job(lambda bar: ca.run_compare(*settings, _progress=bar), stop="att.train")
-    if result is not None:
-        done[settings] = result
-stopped = stopped_job("att.train")
-result = done.get(settings)
+result, stopped = train_button("Train both nets", key="att.train", settings=settings,
+                               start=lambda bar: ca.run_compare(*settings, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
         ca.accuracy_lines(stopped["partial"])

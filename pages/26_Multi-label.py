@@ -7,7 +7,7 @@ import streamlit as st
 from components import models as cm
 from components import multilabel as cml
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import multilabel as ml  # numpy only at import; torch inside functions
 from core.params import Param
@@ -61,13 +61,8 @@ st.markdown(f"The same conv net trains twice on the same {n_train} scenes with t
             "(run once per scene), block 4 and the head are trained. Scored on 300 held-out scenes. With the defaults this takes about 25 s on one core (most of it drawing the scenes, done once per size and seed).")
 cm.ensure_trained("shapes-cnn")
 settings = (n_train, epochs, seed)
-done = st.session_state.setdefault("_ml.trained", {})
-if st.button("Train both heads", type="primary", disabled=settings in done, key="ml.train"):
-    result = run_job(lambda bar: cml.run_compare(*settings, _progress=bar), stop="ml.train")
-    if result is not None:
-        done[settings] = result
-stopped = stopped_job("ml.train")
-result = done.get(settings)
+result, stopped = train_button("Train both heads", key="ml.train", settings=settings,
+                               start=lambda bar: cml.run_compare(*settings, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
         cml.f1_lines(stopped["partial"])

@@ -63,8 +63,8 @@ def test_page_has_its_explanation_answer_and_notes(file):
     assert body.index("lab_sidebar()") < body.index("page_header("), "the shared sidebar comes first"
 
 
-STOP_KEY = re.compile(r"""stop=["']([^"']+)["']""")
-STOPPABLE = [(f, key) for f in PAGE_FILES for key in STOP_KEY.findall((ROOT / f).read_text())]
+STOP_KEY = re.compile(r"""stop=["']([^"']+)["']|train_button\(.*?\bkey=["']([^"']+)["']""", re.S)
+STOPPABLE = [(f, a or b) for f in PAGE_FILES for a, b in STOP_KEY.findall((ROOT / f).read_text())]
 
 
 @pytest.mark.parametrize("file,key", STOPPABLE)
@@ -81,7 +81,10 @@ def test_page_after_a_stopped_run_says_so_and_keeps_working(file, key, trained_m
 
 
 def test_stoppable_pages_are_found():
-    assert ("pages/14_Knowledge_distillation.py", "kd.train") in STOPPABLE
+    found = dict(STOPPABLE)
+    assert found["pages/14_Knowledge_distillation.py"] == "kd.train"  # through train_button
+    assert found["pages/18_Backpropagation.py"] == "bp.train"  # through run_job(stop=)
+    assert len(found) >= 10
 
 
 def test_home_lists_every_question_and_filters():

@@ -87,3 +87,41 @@ def test_a_finished_or_failed_job_is_not_reported_as_stopped():
         texts = [m.value for m in at.markdown]
         assert expected in texts and "partial: None" in texts, (mode, texts)
         assert not at.info and not at.button
+
+
+def _trainer():
+    import streamlit as st
+
+    from components.ui import train_button
+
+    seed = st.session_state.setdefault("seed", 0)
+    calls = st.session_state.setdefault("calls", [])
+
+    def start(progress):
+        calls.append(seed)
+        progress(1.0, "done")
+        return {"seed": seed}
+
+    result, stopped = train_button("Train", key="t.train", settings=(seed,), start=start, keep=2)
+    st.write(f"result: {result}")
+    st.write(f"stopped: {stopped}")
+
+
+def test_train_button_remembers_a_bounded_number_of_results():
+    at = AppTest.from_function(_trainer).run(timeout=60)
+    assert "result: None" in [m.value for m in at.markdown]
+    at.button(key="t.train").click().run(timeout=60)
+    assert "result: {'seed': 0}" in [m.value for m in at.markdown]
+    at.run(timeout=60)
+    assert at.button(key="t.train").disabled  # the same settings are not trained twice
+    for seed in (1, 2):
+        at.session_state["seed"] = seed
+        at.run(timeout=60)
+        at.button(key="t.train").click().run(timeout=60)
+    assert at.session_state["calls"] == [0, 1, 2]
+    at.session_state["seed"] = 0  # kept only the last two: seed 0 was dropped
+    at.run(timeout=60)
+    assert "result: None" in [m.value for m in at.markdown] and not at.button(key="t.train").disabled
+    at.session_state["seed"] = 2
+    at.run(timeout=60)
+    assert "result: {'seed': 2}" in [m.value for m in at.markdown]
