@@ -38,6 +38,7 @@ SAMPLES: dict[str, tuple[str, str | None]] = {
     "camera": ("Cameraman (grayscale)", "camera.png"),
     "coins": ("Coins (grayscale)", "coins.png"),
     "text": ("Printed text (grayscale)", "text.png"),
+    "page": ("Scanned book page (grayscale text)", "page.png"),
     "shapes": ("Synthetic shapes scene (offline data)", None),
 }
 DEFAULT_SAMPLE = "astronaut"

@@ -230,18 +230,20 @@ PAGES: tuple[Page, ...] = (
         "ocr", "OCR", "pages/27_OCR.py", _BEYOND, "🔤",
         "Read the text in your photo with a CNN-based recogniser and inspect the detected "
         "text regions, the per-character probabilities and the CTC decoding.",
+        models=("ocr-crnn",),
     ),
     Page(
         "embeddings-retrieval", "Embeddings and retrieval",
         "pages/28_Embeddings_and_retrieval.py", _BEYOND, "🧲",
         "Embed a gallery of images with a pretrained CNN, query it with your own photo to "
         "pull up the nearest neighbours, and see the gallery laid out in two dimensions.",
+        models=("resnet18", "shapes-cnn"),
     ),
     Page(
         "medical-imaging-unet", "Medical imaging and U-Net",
         "pages/29_Medical_imaging_U-Net.py", _BEYOND, "🩻",
-        "Run a small U-Net on a medical-style image, step through its encoder, decoder and "
-        "skip connections, and compare the predicted mask with the reference.",
+        "Train a small U-Net on synthetic cell images, switch its skip connections off to see "
+        "what they do for boundaries, and segment your own image in grayscale.",
     ),
     Page(
         "cnns-for-text", "CNNs for text", "pages/30_CNNs_for_text.py", _BEYOND, "📝",
@@ -251,8 +253,8 @@ PAGES: tuple[Page, ...] = (
     Page(
         "multi-modal-fusion", "Multi-modal fusion", "pages/31_Multi-modal_fusion.py", _BEYOND,
         "🔗",
-        "Pair an image with a text prompt and compare early, late and attention-based "
-        "fusion of the two modalities.",
+        "Pair an image with a word that changes its label and compare early fusion, late "
+        "fusion and each modality alone, then drop a modality at test time.",
     ),
 )
 

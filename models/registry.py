@@ -44,7 +44,7 @@ class ModelSpec:
 
     name: str
     title: str
-    task: Literal["detect", "segment", "classify", "semantic"]
+    task: Literal["detect", "segment", "classify", "semantic", "ocr"]
     source: Literal["ultralytics", "torchvision", "trained"]
     file: str
     url: str | None
