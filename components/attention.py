@@ -51,20 +51,6 @@ def crop(digest: str, _rgb: np.ndarray, box) -> np.ndarray:
     return attention.crop64(_rgb, box)
 
 
-def accuracy_lines(rows: list[dict]) -> None:
-    st.vega_lite_chart({
-        "data": {"values": rows},
-        "mark": {"type": "line", "point": True, "tooltip": True},
-        "encoding": {
-            "x": {"field": "epoch", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
-            "y": {"field": "test_accuracy", "type": "quantitative", "title": "held-out accuracy",
-                  "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
-            "color": {"field": "model", "type": "nominal", "title": None},
-        },
-        "height": 260,
-    }, width="stretch")
-
-
 def channel_bars(weights: np.ndarray, title: str) -> None:
     rows = [{"channel": i, "weight": float(w)} for i, w in enumerate(weights)]
     st.vega_lite_chart({

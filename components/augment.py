@@ -77,22 +77,6 @@ def grid_image(images: list[np.ndarray], cols: int, gap: int = 4) -> np.ndarray:
     return out
 
 
-def accuracy_lines(rows: list[dict]) -> None:
-    """Held-out accuracy per epoch, with and without augmentation, in one chart."""
-    st.vega_lite_chart({
-        "data": {"values": rows},
-        "mark": {"type": "line", "point": True, "tooltip": True},
-        "encoding": {
-            "x": {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1, "format": "d"}},
-            "y": {"field": "test_accuracy", "type": "quantitative", "title": "held-out accuracy",
-                  "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
-            "color": {"field": "model", "type": "nominal", "title": None,
-                      "sort": ["without augmentation", "with augmentation"]},
-        },
-        "height": 280,
-    }, width="stretch")
-
-
 def label_bars(names: list[str], weights: list[float]) -> None:
     st.vega_lite_chart({
         "data": {"values": [{"class": n, "weight": w} for n, w in zip(names, weights)]},

@@ -109,24 +109,3 @@ def soft_target_bars(rows: list[dict], temps: list[float], chosen: float) -> Non
         },
         "height": {"step": 9},
     }, width="stretch")
-
-
-def accuracy_lines(rows: list[dict], teacher_accuracy: float) -> None:
-    """Held-out accuracy per epoch of both students, with the teacher's as a dashed rule."""
-    st.vega_lite_chart({
-        "layer": [
-            {"data": {"values": rows},
-             "mark": {"type": "line", "point": True, "tooltip": True},
-             "encoding": {
-                 "x": {"field": "epoch", "type": "quantitative", "title": "epoch",
-                       "axis": {"tickMinStep": 1, "format": "d"}},
-                 "y": {"field": "test_accuracy", "type": "quantitative", "title": "held-out accuracy",
-                       "scale": {"domain": [0, 1]}, "axis": {"format": "%"}},
-                 "color": {"field": "model", "type": "nominal", "title": None},
-             }},
-            {"data": {"values": [{"teacher": teacher_accuracy}]},
-             "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#616161"},
-             "encoding": {"y": {"field": "teacher", "type": "quantitative"}}},
-        ],
-        "height": 280,
-    }, width="stretch")

@@ -68,20 +68,6 @@ def photo96(digest: str, _rgb: np.ndarray) -> np.ndarray:
     return multilabel.to_input(_rgb)
 
 
-def f1_lines(rows: list[dict]) -> None:
-    st.vega_lite_chart({
-        "data": {"values": rows},
-        "mark": {"type": "line", "point": True, "tooltip": True},
-        "encoding": {
-            "x": {"field": "epoch", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
-            "y": {"field": "micro_f1", "type": "quantitative", "title": "held-out micro-F1 (threshold 0.5)",
-                  "scale": {"domain": [0, 1]}},
-            "color": {"field": "model", "type": "nominal", "title": None},
-        },
-        "height": 240,
-    }, width="stretch")
-
-
 def probability_bars(probs: np.ndarray, thresholds, classes, truth=None) -> None:
     """One bar per class with its threshold as a tick; bars over the threshold are coloured."""
     rows = []

@@ -107,6 +107,30 @@ class Progress:
 _JOBS = "_ui.jobs"  # session_state: {stop key: {"started", "fraction", "text", "partial"}} of runs under way
 
 
+def epoch_lines(rows: list[dict], *, y: str = "test_accuracy", title: str = "held-out accuracy",
+                percent: bool = True, series: str = "model", order: list[str] | None = None,
+                rule: tuple[str, float] | None = None, height: int = 260) -> None:
+    """A metric per epoch, one line per ``series`` value (rows like ``{"epoch", series, y}``),
+    on a 0-1 axis; ``rule=(label, value)`` adds a dashed reference line (a teacher, chance)."""
+    y_enc = {"field": y, "type": "quantitative", "title": title, "scale": {"domain": [0, 1]}}
+    if percent:
+        y_enc["axis"] = {"format": "%"}
+    color = {"field": series, "type": "nominal", "title": None}
+    if order:
+        color["sort"] = order
+    layers = [{"mark": {"type": "line", "point": True, "tooltip": True},
+               "encoding": {"x": {"field": "epoch", "type": "quantitative", "title": "epoch",
+                                  "axis": {"tickMinStep": 1, "format": "d"}},
+                            "y": y_enc, "color": color}}]
+    if rule is not None:  # no colour encoding here: it would replace the lines' colour scale
+        layers.append({"data": {"values": [{"what": rule[0], "value": rule[1]}]},
+                       "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#616161", "tooltip": True},
+                       "encoding": {"y": {"field": "value", "type": "quantitative"},
+                                    "tooltip": [{"field": "what"}, {"field": "value", "format": ".1%" if percent else ".3f"}]}})
+    # the rows as the chart's top-level data (Streamlit sends them as a table, tests read them back)
+    st.vega_lite_chart({"data": {"values": rows}, "layer": layers, "height": height}, width="stretch")
+
+
 def run_job(start, *, stop: str | None = None):
     """Run a user-started job that a ``core.jobs.JobGate`` bounds, with a progress bar.
 

@@ -6,7 +6,7 @@ import streamlit as st
 from components import distill as cd
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, train_button, what_to_notice
+from components.ui import epoch_lines, page_header, run_job, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import distill as kd  # numpy only at import; torch inside functions
 from core.params import Param
@@ -104,7 +104,7 @@ if result is None:
                    "student usually ends several points ahead of the plain one; at width 2 both are unstable and the "
                    "gap depends on the seed — try a few.")
 else:
-    cd.accuracy_lines(result["curve"], result["teacher_accuracy"])
+    epoch_lines(result["curve"], rule=("teacher", result["teacher_accuracy"]), height=280)
     fk, fp = result["final"]["KD student"], result["final"]["plain student"]
     m = st.columns(4)
     m[0].metric("Teacher (held-out)", f"{result['teacher_accuracy']:.1%}", help="Dashed line in the chart.")

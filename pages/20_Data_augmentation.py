@@ -7,12 +7,14 @@ import streamlit as st
 from components import augment as ca
 from components.classifier import active_subject
 from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import epoch_lines, page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import augment as aug  # numpy only at import; torch inside functions
 from core.imageio import encode_png
 from core.params import Param
 from core.tables import rows_csv
+
+CURVE_ORDER = ["without augmentation", "with augmentation"]
 
 st.set_page_config(page_title="Data augmentation · CV Interview Lab", page_icon="🎲", layout="wide")
 ctx = lab_sidebar()
@@ -179,11 +181,11 @@ result, stopped = train_button("Train both", key="aug.train", settings=settings_
                                start=lambda bar: ca.run_compare(n_train, epochs, augs, tseed, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
-        ca.accuracy_lines(stopped["partial"])
+        epoch_lines(stopped["partial"], order=CURVE_ORDER, height=280)
     st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
                "sessions, so settings someone already trained come back at once).")
 else:
-    ca.accuracy_lines(result["curve"])
+    epoch_lines(result["curve"], order=CURVE_ORDER, height=280)
     fa, fp = result["final"]["with augmentation"], result["final"]["without augmentation"]
     m = st.columns(3)
     m[0].metric("With augmentation (held-out)", f"{fa:.1%}", f"{(fa - fp) * 100:+.1f} points vs without")

@@ -7,7 +7,7 @@ import streamlit as st
 from components import attention as ca
 from components.classifier import shape_or_photo
 from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import epoch_lines, page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import attention as att  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -73,12 +73,12 @@ result, stopped = train_button("Train both nets", key="att.train", settings=sett
                                start=lambda bar: ca.run_compare(*settings, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
-        ca.accuracy_lines(stopped["partial"])
+        epoch_lines(stopped["partial"])
     st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
                "sessions). Until then there is no trained attention to show: the channel weights and the spatial "
                "map appear below once a model exists.")
 else:
-    ca.accuracy_lines(result["curve"])
+    epoch_lines(result["curve"])
     fp, fa = result["final"]["plain"], result["final"][kind]
     m = st.columns(4)
     m[0].metric("Plain (held-out)", f"{fp:.1%}")

@@ -7,12 +7,14 @@ import streamlit as st
 from components import models as cm
 from components import multilabel as cml
 from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import epoch_lines, page_header, train_button, what_to_notice
 from components.urlstate import UrlState
 from core import multilabel as ml  # numpy only at import; torch inside functions
 from core.params import Param
 from core.shapes import SHAPE_CLASSES
 from core.tables import rows_csv
+
+F1_TITLE = "held-out micro-F1 (threshold 0.5)"
 
 st.set_page_config(page_title="Multi-label · CV Interview Lab", page_icon="🏷️", layout="wide")
 ctx = lab_sidebar()
@@ -65,11 +67,11 @@ result, stopped = train_button("Train both heads", key="ml.train", settings=sett
                                start=lambda bar: cml.run_compare(*settings, _progress=bar))
 if result is None:
     if stopped and stopped.get("partial"):
-        cml.f1_lines(stopped["partial"])
+        epoch_lines(stopped["partial"], y="micro_f1", title=F1_TITLE, percent=False, height=240)
     st.caption("Not trained yet for these settings in this session: press the button (results are shared between "
                "sessions). The thresholds below act on the trained heads' held-out probabilities.")
 else:
-    cml.f1_lines(result["curve"])
+    epoch_lines(result["curve"], y="micro_f1", title=F1_TITLE, percent=False, height=240)
     st.caption(f"Training took {result['seconds']['sigmoid']:.0f} s (sigmoid) and {result['seconds']['softmax']:.0f} s "
                f"(softmax); drawing the scenes (about 20 ms each) is done once per size and seed and shared.")
 
