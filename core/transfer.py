@@ -203,20 +203,10 @@ def train_regime(regime: str, backbone, x, y, x_test, y_test, *, steps: int, see
     batches = _batches(len(x), steps, seed)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
-        if regime == "frozen":
+        if regime == "frozen":  # a new head on the pretrained features, read once
             feats = embed(backbone, x) if features is None else features
-            head = copy.deepcopy(net.classifier[2])
-            opt = torch.optim.Adam(head.parameters(), lr=lr)
-            for idx in batches:
-                tick()
-                loss = F.cross_entropy(head(feats[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            seconds = time.perf_counter() - t0
-            tfeats = embed(backbone, x_test) if test_features is None else test_features
-            model = head.eval()
-            acc, train_acc = _accuracy(head, tfeats, y_test), _accuracy(head, feats, y)
+            model, inputs = copy.deepcopy(net.classifier[2]), feats
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
         else:
             if regime == "finetune":
                 net.features.load_state_dict(backbone.features.state_dict())
@@ -224,17 +214,22 @@ def train_regime(regime: str, backbone, x, y, x_test, y_test, *, steps: int, see
                           {"params": net.classifier.parameters(), "lr": lr}]
             else:
                 groups = [{"params": net.parameters(), "lr": lr}]
+            model, inputs = net, x
             opt = torch.optim.Adam(groups)
-            net.train()
-            for idx in batches:
-                tick()
-                loss = F.cross_entropy(net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            seconds = time.perf_counter() - t0
-            model = net.eval()
-            acc, train_acc = _accuracy(net, x_test, y_test), _accuracy(net, x, y)
+        model.train()
+        for idx in batches:
+            tick()
+            loss = F.cross_entropy(model(inputs[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        seconds = time.perf_counter() - t0
+        model.eval()
+        if regime == "frozen":
+            tfeats = embed(backbone, x_test) if test_features is None else test_features
+            acc, train_acc = _accuracy(model, tfeats, y_test), _accuracy(model, feats, y)
+        else:
+            acc, train_acc = _accuracy(model, x_test, y_test), _accuracy(model, x, y)
     return {"accuracy": acc, "train_accuracy": train_acc, "seconds": seconds, "model": model}
 
 
