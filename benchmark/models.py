@@ -78,6 +78,13 @@ def prepare(name: str, device: str) -> Prepared:
         rgb = _photo((size, size), shapes=True)
         return Prepared(registry.for_inference(registry.train(name), device), ([_tensor(rgb).to(device)],),
                         f"{size}×{size} shapes scene", TRAINED_HERE)
+    if name == "ocr-crnn":  # one rendered text line, the recogniser's own input format
+        from core.ocr import render_line
+        from models.ocr_crnn import HEIGHT, _batch, to_line
+
+        x = _batch([to_line(render_line("cnns read 2024 scanned pages", size=HEIGHT))])
+        return Prepared(registry.for_inference(registry.train(name), device), (x.to(device),),
+                        "×".join(str(d) for d in x.shape) + " text line", TRAINED_HERE)
     if spec.source == "torchvision":
         if spec.is_present():
             module, weights = registry.build_torchvision(name), PRETRAINED

@@ -278,6 +278,18 @@ REGISTRY: dict[str, ModelSpec] = {
             trainer="models.shapes_seg:load_or_train_shapes_seg",
             notes="Offline fallback semantic segmenter: per-pixel background + 6 shape classes.",
         ),
+        ModelSpec(
+            name="ocr-crnn",
+            title="OCR CRNN (small conv + BiLSTM + CTC, trained here on rendered text lines)",
+            task="ocr",
+            source="trained",
+            file="trained/ocr_crnn.pt",
+            url=None,
+            size_mb=1.2,
+            input_size=32,
+            trainer="models.ocr_crnn:load_or_train_ocr_crnn",
+            notes="Reads lines of digits, lowercase letters, space, '.' and '-'; trained here in about 1.5 minutes on one core.",
+        ),
     )
 }
 
