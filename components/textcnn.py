@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 
 import streamlit as st
 
 from components.session import session_id
+from core.safetext import literal
 
 EMB_CHOICES = (8, 16, 32, 64)
 EPOCH_RANGE = (1, 20)
@@ -88,33 +88,35 @@ def loss_lines(curve: list[dict]) -> None:
     }, width="stretch")
 
 
-def _colour(value: float, top: float) -> str:
-    a = 0.0 if top <= 0 else max(0.0, min(1.0, value / top))
-    return f"rgba(255, 140, 0, {0.15 + 0.75 * a:.2f})" if a > 0 else "transparent"
+def _word(token: str, mark: str | None) -> str:
+    """One token as Markdown (user text: escaped by ``literal``), with a Streamlit colour directive."""
+    text = literal(token, 60)
+    if token in ("<unk>", "<pad>"):
+        return f":gray[{text}]"
+    return f":{mark}[{text}]" if mark else text
 
 
 def highlighted(tokens: list[str], start: int, width: int) -> str:
-    """HTML: the tokens (escaped) with the window [start, start + width) marked."""
-    out = []
-    for i, t in enumerate(tokens):
-        word = html.escape(t)
-        if start <= i < start + width:
-            word = f"<mark style='background: rgba(255,140,0,.55); padding: 0 2px'>{word}</mark>"
-        elif t in ("<unk>", "<pad>"):
-            word = f"<span style='color:#888'>{word}</span>"
-        out.append(word)
-    return " ".join(out)
+    """Markdown: the tokens with the window [start, start + width) marked."""
+    return " ".join(_word(t, "orange-background" if start <= i < start + width else None)
+                    for i, t in enumerate(tokens))
 
 
 def word_heat(tokens: list[str], filters: list[dict]) -> str:
-    """HTML: each word shaded by the largest activation of any shown filter whose max window covers it."""
+    """Markdown: each word marked by the largest evidence of any shown filter whose max window
+    covers it - strong (at least half the top word's) or weaker."""
     score = [0.0] * len(tokens)
     for f in filters:
         for i in range(f["argmax"], min(f["argmax"] + f["width"], len(tokens))):
             score[i] = max(score[i], f["evidence"])
     top = max(score, default=0.0)
-    return " ".join(f"<span style='background:{_colour(s, top)}; padding: 1px 3px; border-radius: 3px'>"
-                    f"{html.escape(t)}</span>" for t, s in zip(tokens, score))
+
+    def mark(s: float) -> str | None:
+        if top <= 0 or s <= 0:
+            return None
+        return "red-background" if s >= top / 2 else "orange-background"
+
+    return " ".join(_word(t, mark(s)) for t, s in zip(tokens, score))
 
 
 def activation_bars(tokens: list[str], filters: list[dict], names: list[str]) -> None:

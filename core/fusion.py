@@ -51,6 +51,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.jobs import Pacer
+
 SHAPES = ("circle", "square", "triangle")  # core.shapes class ids 0, 1, 2
 WORDS = ("zero", "one", "two")
 UNK = len(WORDS)  # the token a missing word becomes
@@ -63,7 +65,6 @@ SIZE = 32  # crop side in pixels
 N_TEST = 600
 TRAIN_SEED, TEST_SEED, MISSING_SEED, PRETRAIN_SEED = 31_000_000, 32_000_000, 33_000_000, 34_000_000
 MISSING = ("image", "word", "each independently")
-REPORT_EVERY_S = 0.5
 BACKGROUND = "plain"  # one flat colour behind the shape: this page is about fusion, not about finding the shape
 WIDTH = 12  # channels of the first conv (then 2x, 2x)
 EARLY_EMBED = 4  # word channels added to the image for early fusion
@@ -347,7 +348,7 @@ def train_one(kind: str, data: FusionData, *, epochs: int, seed: int, p_train: f
               batch_size: int = 64, lr: float = 1e-2, report: Callable | None = None, deadline=None,
               encoder: dict | None = None) -> tuple:
     """Train one model; returns (net, history rows {"epoch", "loss", "test_accuracy"}).
-    ``report(done_fraction_of_this_model, text)`` is called at least every REPORT_EVERY_S."""
+    ``report(done_fraction_of_this_model, text)`` is called at least every core.jobs.REPORT_EVERY_S."""
     import torch
     import torch.nn.functional as F
 
@@ -359,7 +360,8 @@ def train_one(kind: str, data: FusionData, *, epochs: int, seed: int, p_train: f
         init_from_encoder(net, encoder)
     n = len(data.x_train)
     gen = torch.Generator().manual_seed(seed)
-    history, last = [], time.perf_counter()
+    history = []
+    pace = Pacer(deadline)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -373,10 +375,7 @@ def train_one(kind: str, data: FusionData, *, epochs: int, seed: int, p_train: f
             total = 0.0
             net.train()
             for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
+                if pace.due():
                     report((epoch + i / n) / epochs, f"{kind}: epoch {epoch + 1}/{epochs}, {i}/{n} pairs")
                 idx = order[i:i + batch_size]
                 x, w = blank(data.x_train[idx], data.w_train[idx], drop[idx] & which[idx], drop[idx] & ~which[idx],

@@ -47,6 +47,31 @@ class Deadline:
             raise JobTimeout(f"The {self.what} was stopped after its limit of {self.limit_s:g} s.")
 
 
+REPORT_EVERY_S = 0.5  # a live training loop reports progress at least this often (and after every epoch)
+
+
+class Pacer:
+    """The per-batch chores of a live training loop: the job's deadline, and whether progress is
+    due (every ``REPORT_EVERY_S``), so a page's Stop button acts within about that long."""
+
+    def __init__(self, deadline=None, every: float = REPORT_EVERY_S):
+        self.deadline, self.every, self.last = deadline, every, time.perf_counter()
+
+    def due(self) -> bool:
+        """Call before every batch: raises when the deadline has passed; True when a report is due."""
+        if self.deadline is not None:
+            self.deadline.check()
+        now = time.perf_counter()
+        if now - self.last <= self.every:
+            return False
+        self.last = now
+        return True
+
+    def reset(self) -> None:
+        """After a report made outside :meth:`due` (the end of an epoch)."""
+        self.last = time.perf_counter()
+
+
 class JobGate:
     def __init__(self, what: str, *, max_running: int = 1, per_session: int = 1, time_limit_s: float = 600.0):
         if max_running < 1 or per_session < 1 or time_limit_s <= 0:

@@ -19,7 +19,7 @@ difference::
 * Inputs are [0, 1] tensors (N, 3, 64, 64); the model normalises inside (``ShapesNet`` with
   the classifier's mean/std as a first layer), so attacks and erasing act on pixels.
 * ``deadline`` (core.jobs.Deadline) is checked once per batch; ``progress`` is called after
-  every epoch and every ``REPORT_EVERY_S`` within one, so a page's Stop button acts quickly.
+  every epoch and every ``core.jobs.REPORT_EVERY_S`` (a ``Pacer``) within one, so a page's Stop button acts quickly.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from typing import Callable
 import numpy as np
 
 from core.classifier import SHAPES_MEAN, SHAPES_STD
+from core.jobs import Pacer
 
-REPORT_EVERY_S = 0.5  # progress is reported at least this often (and after every epoch)
+
 LOSSES = {"ce": "cross-entropy", "smooth": "cross-entropy with label smoothing 0.2",
           "sce": "symmetric cross-entropy (CE + reverse CE)"}
 
@@ -184,7 +185,7 @@ def train(data: ShapesData, *, epochs: int = 6, seed: int = 0, labels=None, loss
     n = len(data.x_train)
     gen = torch.Generator().manual_seed(seed)
     run = Run(model)
-    last_report = time.perf_counter()
+    pace = Pacer(deadline)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -194,10 +195,7 @@ def train(data: ShapesData, *, epochs: int = 6, seed: int = 0, labels=None, loss
             order = torch.randperm(n, generator=gen)
             total = 0.0
             for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last_report > REPORT_EVERY_S:  # keeps a Stop button responsive
-                    last_report = time.perf_counter()
+                if pace.due():
                     report((epoch + i / n) / epochs, f"epoch {epoch + 1}/{epochs}: {i}/{n} crops", **extra())
                 idx = order[i:i + batch_size]
                 x, y = data.x_train[idx], y_train[idx]

@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from core.livetrain import REPORT_EVERY_S, normalise_layer
+from core.jobs import Pacer
+from core.livetrain import normalise_layer
 from core.shapes import SHAPE_CLASSES
 
 HEADS = ("sigmoid", "softmax")
@@ -210,7 +211,7 @@ def train(head: str, x, y, *, epochs: int = 6, seed: int = 0, width: int = 8, ba
     n = len(x)
     gen = torch.Generator().manual_seed(seed)
     history: list[dict] = []
-    last = time.perf_counter()
+    pace = Pacer(deadline)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
         with torch.inference_mode():
@@ -225,10 +226,7 @@ def train(head: str, x, y, *, epochs: int = 6, seed: int = 0, width: int = 8, ba
             order = torch.randperm(n, generator=gen)
             total = 0.0
             for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
+                if pace.due():
                     report(lo + (hi - lo) * (epoch + i / n) / epochs,
                            f"{label}epoch {epoch + 1}/{epochs}: {i}/{n} scenes", partial=history)
                 idx = order[i:i + batch_size]

@@ -38,8 +38,9 @@ from typing import Callable
 
 import numpy as np
 
+from core.jobs import Pacer
+
 NUM_CLASSES = 6  # len(core.shapes.SHAPE_CLASSES); not imported here so that importing this module loads no cv2
-REPORT_EVERY_S = 0.5
 VIEW_SIZE = 32  # training views are resampled to 32 px (4x cheaper than 64) and probed at that size
 UNLABELLED_SEED, LABELLED_SEED, TEST_SEED = 11_000_000, 12_000_000, 13_000_000
 
@@ -361,7 +362,7 @@ def train_contrastive(x_unlabelled, recipe: Recipe, *, on_epoch: Callable | None
     batches = [(i, min(i + bs, n)) for i in range(0, n, bs) if min(i + bs, n) - i >= 2]
     gen = torch.Generator().manual_seed(r.seed)
     history: list[dict] = []
-    last = time.perf_counter()
+    pace = Pacer(deadline)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(r.seed)
         opt = torch.optim.AdamW(params, lr=r.lr, weight_decay=1e-4)
@@ -371,10 +372,7 @@ def train_contrastive(x_unlabelled, recipe: Recipe, *, on_epoch: Callable | None
             order = torch.randperm(n, generator=gen)
             total, hits, seen = 0.0, 0, 0
             for bi, (lo, hi) in enumerate(batches):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
+                if pace.due():
                     report((epoch + bi / len(batches)) / r.epochs,
                            f"epoch {epoch + 1}/{r.epochs}: batch {bi + 1}/{len(batches)}", partial=list(history))
                 x = x_unlabelled[order[lo:hi]]

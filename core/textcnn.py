@@ -25,8 +25,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.jobs import Pacer
+
 PAD, UNK = "<pad>", "<unk>"
-REPORT_EVERY_S = 0.5
 N_FILTERS = 16  # per width
 WIDTH_CHOICES = {"1-2-3": (1, 2, 3), "2-3": (2, 3), "1-2": (1, 2), "3-4-5": (3, 4, 5), "2": (2,), "1": (1,)}
 BAG_OF_WORDS = (1,)
@@ -211,7 +212,7 @@ def train(data, *, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int
     run = Trained(model, vocab, widths, emb)
     n = len(x_ids)
     gen = torch.Generator().manual_seed(seed)
-    last = time.perf_counter()
+    pace = Pacer(deadline)
     name = f"{label}: " if label else ""
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
@@ -221,10 +222,7 @@ def train(data, *, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int
             total = 0.0
             model.train()
             for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
+                if pace.due():
                     report(lo + (hi - lo) * (epoch + i / n) / epochs,
                            f"{name}epoch {epoch + 1}/{epochs}: {i}/{n} sentences", partial=_partial(run, label))
                 idx = order[i:i + batch_size]

@@ -31,6 +31,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.jobs import Pacer
+
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "hexagon", "cross")  # core.shapes (which imports
 # OpenCV at the top; this module must not), pinned by a test
 SOURCE_CLASSES: tuple[int, ...] = (0, 1, 2)  # models.shapes_pretext.SOURCE_CLASSES (pinned by a test)
@@ -42,7 +44,6 @@ DEFAULT_SHOTS = (1, 2, 5, 10, 20)
 TRAIN_SEED_BASE = 5_100_000  # training crops of target class j: seed TRAIN_SEED_BASE + 10 * seed + j
 TEST_SEED = 5_900_017  # the fixed held-out target set (no training set uses this seed)
 BATCH = 32
-REPORT_EVERY_S = 0.5
 MAX_PER_CLASS = 30  # user uploads kept per class
 PIXEL_SIDE = 16  # the raw-pixel baseline: a 16x16 colour thumbnail (768 numbers)
 
@@ -260,7 +261,7 @@ def sweep(recipe: Recipe, backbone, *, progress: Progress | None = None, deadlin
     cost = {k: recipe.steps * min(3 * k, BATCH) for k in shots}
     total = 2 * sum(cost.values()) + 1e-9
     done, rows = 0.0, []
-    last = [time.perf_counter()]
+    pace = Pacer(deadline)
     for k in shots:
         x, y = data.subset(k)
         idx = [j * data.max_shots + i for j in range(len(TARGET_CLASSES)) for i in range(k)]
@@ -270,11 +271,8 @@ def sweep(recipe: Recipe, backbone, *, progress: Progress | None = None, deadlin
             text = f"{k} per class: {REGIMES[regime]}"
 
             def tick():
-                if deadline is not None:
-                    deadline.check()
                 step[0] += 1
-                if time.perf_counter() - last[0] > REPORT_EVERY_S:
-                    last[0] = time.perf_counter()
+                if pace.due():
                     report(0.05 + 0.95 * (done + share * step[0] / recipe.steps) / total,
                            f"{text}: step {step[0]}/{recipe.steps}", partial=list(rows))
 

@@ -25,9 +25,10 @@ from typing import Callable
 
 import numpy as np
 
+from core.jobs import Pacer
+
 SIZE = 64  # training images are SIZE x SIZE
 BAND = 2  # boundary band half-width (px) of boundary_dice
-REPORT_EVERY_S = 0.5
 TRAIN_SEED0, TEST_SEED0 = 5_100_000, 5_200_000  # data seeds: disjoint train / held-out sets
 N_TEST = 48
 
@@ -392,7 +393,7 @@ def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = T
     n = len(tr_x)
     gen = torch.Generator().manual_seed(seed)
     history: list[dict] = []
-    last = time.perf_counter()
+    pace = Pacer(deadline)
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(seed)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -404,10 +405,7 @@ def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = T
             total = 0.0
             net.train()
             for i in range(0, n, batch_size):
-                if deadline is not None:
-                    deadline.check()
-                if time.perf_counter() - last > REPORT_EVERY_S:
-                    last = time.perf_counter()
+                if pace.due():
                     report((epoch + i / n) / epochs, f"{label}epoch {epoch + 1}/{epochs}: {i}/{n} images",
                            partial=list(history))
                 idx = order[i:i + batch_size]
@@ -426,7 +424,7 @@ def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = T
             pred = predict_batch(net, te_img) >= 0.5
             row = {"epoch": epoch + 1, "loss": total / n, **mean_scores(pred, te_mask)}
             history.append(row)
-            last = time.perf_counter()
+            pace.reset()
             report((epoch + 1) / epochs, f"{label}epoch {epoch + 1}/{epochs}: loss {row['loss']:.3f}, "
                    f"held-out Dice {row['dice']:.3f}", partial=list(history))
     net.eval()

@@ -133,15 +133,14 @@ else:
             st.caption(f"The bag-of-words CNN says **{CLASSES[bex['pred']]}** ({bex['probs'][bex['pred']]:.1%}).")
         top = tc.top_filters(ex, 5)
         names = [f"#{f['index']} (w{f['width']})" for f in top]
-        st.markdown("**Words behind the prediction** (each word shaded by the strongest top-5 filter whose picked "
-                    "n-gram covers it):", help=None)
-        st.markdown(ct.word_heat(ex["tokens"], top), unsafe_allow_html=True)  # every token is HTML-escaped
+        st.markdown("**Words behind the prediction** (words inside a top-5 filter's picked n-gram: red where that "
+                    "filter's evidence is at least half the strongest, orange below):")
+        st.markdown(ct.word_heat(ex["tokens"], top))  # tokens escaped by core.safetext.literal
         c1, c2 = st.columns([2, 3])
         with c1:
             for f, name in zip(top, names):
                 st.markdown(f"**Filter {name}** max {f['pooled']:.2f} at position {f['argmax'] + 1} · "
-                            f"evidence {f['evidence']:+.2f}<br>{ct.highlighted(ex['tokens'], f['argmax'], f['width'])}",
-                            unsafe_allow_html=True)  # tokens HTML-escaped in ct.highlighted
+                            f"evidence {f['evidence']:+.2f}  \n{ct.highlighted(ex['tokens'], f['argmax'], f['width'])}")
         with c2:
             ct.activation_bars(ex["tokens"], top, names)
         total = sum(f["contribution"] for f in ex["filters"])

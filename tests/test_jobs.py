@@ -65,3 +65,19 @@ def test_a_job_past_its_limit_is_stopped():
 def test_bad_limits_are_refused(kw):
     with pytest.raises(ValueError):
         JobGate("x", **kw)
+
+
+def test_pacer_checks_the_deadline_every_batch_and_paces_reports():
+    from core.jobs import Deadline, JobTimeout, Pacer
+
+    slow = Pacer(None, every=1e9)
+    assert not any(slow.due() for _ in range(100))  # never due within its interval
+    fast = Pacer(None, every=0.0)
+    time.sleep(0.001)
+    assert fast.due()
+    fast.every = 1e9
+    fast.reset()
+    assert not fast.due()
+    expired = Pacer(Deadline("test job", 0.0))
+    with pytest.raises(JobTimeout, match="test job"):
+        expired.due()

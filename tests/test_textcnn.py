@@ -188,5 +188,16 @@ def test_page_trains_from_a_link_and_predicts_a_typed_sentence():
     text = "\n".join(m.value for m in at.markdown)
     assert "Prediction: **negative**" in text, text
     assert "reads: the zorbo kettle is not reliable \\<unk\\> \\<unk\\>" in text  # "at", "all" never seen
-    assert "Filter #" in text and "<mark" in text  # the top filters with their n-gram marked
+    assert "Filter #" in text and ":orange-background[" in text  # the top filters with their n-gram marked
     ct.run_compare.clear()
+
+
+def test_highlights_mark_exactly_the_window_and_escape_what_the_user_typed():
+    from components import textcnn as ct
+
+    tokens = ["the", "lamp", "is", "not", "good", "<unk>"]
+    assert ct.highlighted(tokens, 3, 2) == ("the lamp is :orange-background[not] :orange-background[good] "
+                                            ":gray[\\<unk\\>]")
+    heat = ct.word_heat(["a](http://x)", "good"], [{"argmax": 0, "width": 1, "evidence": 2.0},
+                                                   {"argmax": 1, "width": 1, "evidence": 0.5}])
+    assert heat == ":red-background[a\\]\\(http\\:\u2060//x\\)] :orange-background[good]"
