@@ -93,6 +93,8 @@ def _word(token: str, mark: str | None) -> str:
     text = literal(token, 60)
     if token in ("<unk>", "<pad>"):
         return f":gray[{text}]"
+    if mark == "red-background":  # the strongest words also in bold: Streamlit's background tints are pale
+        text = f"**{text}**"
     return f":{mark}[{text}]" if mark else text
 
 

@@ -133,7 +133,7 @@ else:
             st.caption(f"The bag-of-words CNN says **{CLASSES[bex['pred']]}** ({bex['probs'][bex['pred']]:.1%}).")
         top = tc.top_filters(ex, 5)
         names = [f"#{f['index']} (w{f['width']})" for f in top]
-        st.markdown("**Words behind the prediction** (words inside a top-5 filter's picked n-gram: red where that "
+        st.markdown("**Words behind the prediction** (words inside a top-5 filter's picked n-gram: red and bold where that "
                     "filter's evidence is at least half the strongest, orange below):")
         st.markdown(ct.word_heat(ex["tokens"], top))  # tokens escaped by core.safetext.literal
         c1, c2 = st.columns([2, 3])

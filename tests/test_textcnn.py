@@ -200,4 +200,4 @@ def test_highlights_mark_exactly_the_window_and_escape_what_the_user_typed():
                                             ":gray[\\<unk\\>]")
     heat = ct.word_heat(["a](http://x)", "good"], [{"argmax": 0, "width": 1, "evidence": 2.0},
                                                    {"argmax": 1, "width": 1, "evidence": 0.5}])
-    assert heat == ":red-background[a\\]\\(http\\:\u2060//x\\)] :orange-background[good]"
+    assert heat == ":red-background[**a\\]\\(http\\:\u2060//x\\)**] :orange-background[good]"
