@@ -22,8 +22,9 @@ st.markdown(
 query = st.text_input("Search the questions", placeholder="e.g. anchor, quantization, q24, tracking occlusion")
 found = filter_questions(query)
 built = sum(1 for q in QUESTIONS if (ROOT / page_by_slug(q.page).file).exists())
-st.caption(f"{len(found)} of {len(QUESTIONS)} questions shown · {built} answered by a live page so far; "
-           "the others are listed without a link until their page exists.")
+st.caption(f"{len(found)} of {len(QUESTIONS)} questions shown · "
+           + ("every one answered by a live page." if built == len(QUESTIONS) else
+              f"{built} answered by a live page so far; the others are listed without a link until their page exists."))
 
 for group, pages in grouped(found):
     st.subheader(group, divider="gray")
