@@ -234,3 +234,24 @@ def test_shared_link_restores_controls(page, server):
         expect(notice).to_contain_text("conf")
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
         assert _slider_value(page, "Confidence threshold") == pytest.approx(0.25)
+
+
+def test_ocr_reads_the_scanned_page_and_a_live_run_finishes_in_the_browser(page, server):
+    """The issue-9 pages in a real browser: EasyOCR reads the scanned book page (its lines appear
+    in the table and the CTC check is green), and the CNNs for text page trains from a link,
+    shows its held-out accuracy and explains a sentence."""
+    with diagnosed(page, "ocr_and_textcnn"):
+        open_url(page, f"{server}/OCR?img=page", timeout=SLOW_IDLE_TIMEOUT_S)
+        main = page.locator('[data-testid="stMain"]')
+        expect(main.get_by_text("exactly EasyOCR's text").first).to_be_visible(timeout=EXPECT_MS)
+        expect(main.get_by_text("text lines detected").first).to_be_visible(timeout=EXPECT_MS)
+        assert_healthy(page, "OCR on the scanned page")
+        screenshot(page, "OCR-page-sample")
+
+        open_url(page, f"{server}/CNNs_for_text?widths=2-3&emb=16&epochs=8&seed=1", timeout=SLOW_IDLE_TIMEOUT_S)
+        button = page.get_by_role("button", name="Train the text CNN")
+        rerun(page, button.click, timeout=SLOW_IDLE_TIMEOUT_S)
+        expect(main.get_by_text("widths 2/3 (held-out)").first).to_be_visible(timeout=EXPECT_MS)
+        expect(main.get_by_text("Prediction:").first).to_be_visible(timeout=EXPECT_MS)
+        assert_healthy(page, "CNNs for text after training")
+        screenshot(page, "CNNs_for_text-trained")
