@@ -81,7 +81,7 @@ def curves(rows: list[dict]) -> None:
         st.vega_lite_chart({
             "data": {"values": long},
             "mark": {"type": "line", "point": True, "tooltip": True},
-            "encoding": {"x": x, "y": {"field": "value", "type": "quantitative", "title": "held-out Dice (solid), boundary Dice (dashed)",
+            "encoding": {"x": x, "y": {"field": "value", "type": "quantitative", "title": "Dice (solid), boundary (dashed)",
                                        "scale": {"domain": [0, 1]}},
                          "color": colour, "strokeDash": {"field": "metric", "type": "nominal", "legend": None,
                                         "sort": ["Dice", "boundary Dice"]}},  # dashes named in the y title
