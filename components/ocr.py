@@ -116,19 +116,17 @@ def fits_crnn(text: str) -> bool:
 @st.cache_data(max_entries=8, show_spinner=False)
 def cer_curve(text: str, size: int, with_crnn: bool, _progress=None) -> list[dict]:
     """CER of each model at each sweep level of each challenge (one challenge at a time)."""
-    jobs = [(name, lv) for name in ocr.ORDER for lv in ocr.CHALLENGES[name].sweep]
+    jobs = [(name, step, lv) for name in ocr.ORDER for step, lv in enumerate(ocr.CHALLENGES[name].sweep)]
     rows = []
-    for k, (name, lv) in enumerate(jobs):
+    for k, (name, step, lv) in enumerate(jobs):
         if _progress is not None:
             _progress(k / len(jobs), f"{ocr.CHALLENGES[name].label} = {lv}")
         levels = ((name, float(lv)),)
-        e = easyocr_on_line(text, levels, size)
-        rows.append({"challenge": name, "step": ocr.CHALLENGES[name].sweep.index(lv), "level": float(lv),
-                     "model": "EasyOCR", "cer": round(e["cer"], 4), "read": e["text"]})
+        reads = {"EasyOCR": easyocr_on_line(text, levels, size)}
         if with_crnn:
-            c = crnn_on_line(text, levels, size)
-            rows.append({"challenge": name, "step": ocr.CHALLENGES[name].sweep.index(lv), "level": float(lv),
-                         "model": "small CRNN", "cer": round(c["cer"], 4), "read": c["text"]})
+            reads["small CRNN"] = crnn_on_line(text, levels, size)
+        rows += [{"challenge": name, "step": step, "level": float(lv), "model": model,
+                  "cer": round(r["cer"], 4), "read": r["text"]} for model, r in reads.items()]
     if _progress is not None:
         _progress(1.0, "done")
     return rows

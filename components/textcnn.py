@@ -77,17 +77,6 @@ def subset_bars(final: dict, order: list[str]) -> None:
     }, width="stretch")
 
 
-def loss_lines(curve: list[dict]) -> None:
-    st.vega_lite_chart({
-        "data": {"values": curve},
-        "mark": {"type": "line", "point": True, "tooltip": True},
-        "encoding": {"x": {"field": "epoch", "type": "quantitative", "axis": {"tickMinStep": 1, "format": "d"}},
-                     "y": {"field": "loss", "type": "quantitative", "title": "training loss (cross-entropy)"},
-                     "color": {"field": "model", "type": "nominal", "title": None}},
-        "height": 220,
-    }, width="stretch")
-
-
 def _word(token: str, mark: str | None) -> str:
     """One token as Markdown (user text: escaped by ``literal``), with a Streamlit colour directive."""
     text = literal(token, 60)

@@ -109,10 +109,13 @@ _JOBS = "_ui.jobs"  # session_state: {stop key: {"started", "fraction", "text", 
 
 def epoch_lines(rows: list[dict], *, y: str = "test_accuracy", title: str = "held-out accuracy",
                 percent: bool = True, series: str = "model", order: list[str] | None = None,
-                rule: tuple[str, float] | None = None, height: int = 260) -> None:
+                rule: tuple[str, float] | None = None, height: int = 260, unit_range: bool = True) -> None:
     """A metric per epoch, one line per ``series`` value (rows like ``{"epoch", series, y}``),
-    on a 0-1 axis; ``rule=(label, value)`` adds a dashed reference line (a teacher, chance)."""
-    y_enc = {"field": y, "type": "quantitative", "title": title, "scale": {"domain": [0, 1]}}
+    on a 0-1 axis (``unit_range=False``: the data's own range, e.g. a loss); ``rule=(label,
+    value)`` adds a dashed reference line (a teacher, chance)."""
+    y_enc = {"field": y, "type": "quantitative", "title": title}
+    if unit_range:
+        y_enc["scale"] = {"domain": [0, 1]}
     if percent:
         y_enc["axis"] = {"format": "%"}
     color = {"field": series, "type": "nominal", "title": None}

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
+from components.ui import epoch_lines
 
 N_TRAIN_CHOICES = (40, 80, 120, 200, 300, 400)
 EPOCH_RANGE = (1, 10)
@@ -88,13 +89,8 @@ def curves(rows: list[dict]) -> None:
             "height": 260,
         }, width="stretch")
     with right:
-        st.vega_lite_chart({
-            "data": {"values": [{"epoch": r["epoch"], "model": r["model"], "loss": r["loss"]} for r in rows]},
-            "mark": {"type": "line", "point": True, "tooltip": True},
-            "encoding": {"x": x, "y": {"field": "loss", "type": "quantitative", "title": "training loss (BCE + 1 − Dice)"},
-                         "color": colour},
-            "height": 260,
-        }, width="stretch")
+        epoch_lines(rows, y="loss", title="training loss (BCE + 1 − Dice)", percent=False, unit_range=False,
+                    order=list(MODELS))
 
 
 def gray_rgb(gray: np.ndarray) -> np.ndarray:

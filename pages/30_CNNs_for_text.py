@@ -93,7 +93,8 @@ else:
     with c1:
         epoch_lines(result["curve"], order=order, rule=("chance", 0.5))
     with c2:
-        ct.loss_lines(result["curve"])
+        epoch_lines(result["curve"], y="loss", title="training loss (CE)", percent=False,
+                    unit_range=False, order=order, height=220)
     final = result["final"]
     m = st.columns(4)
     m[0].metric(f"{main} (held-out)", f"{final[main]['test_accuracy']:.1%}")
