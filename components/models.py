@@ -31,6 +31,12 @@ _failed: dict[str, tuple[float, registry.WeightsUnavailable]] = {}
 def check_available(name: str) -> registry.WeightsUnavailable | None:
     """None if the model can be used (present, downloadable, or trainable here)."""
     spec = registry.get_spec(name)
+    if spec.source == "package":  # installed with the lab: present and unaltered, or a clear error
+        try:
+            registry.ensure_weights(name)  # SHA-256 checked once per file size and mtime
+        except registry.WeightsUnavailable as exc:
+            return exc
+        return None
     if spec.source == "trained" or spec.is_present():
         return None
     when, err = _failed.get(name, (0.0, None))

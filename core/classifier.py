@@ -4,17 +4,20 @@ Feature extraction, Interpretability, Occlusion & illumination, Noise & outliers
 Adversarial attacks and Missing data all need "a trained image classifier, its layers and
 its pre-processing". They share this one::
 
-    clf = Classifier.imagenet(resnet18_model, categories)   # ImageNet weights present
-    clf = Classifier.shapes(shapes_net)                      # offline: the shapes CNN
+    clf = Classifier.imagenet(model, categories, name=..., title=..., mean=..., std=...)
+    clf = Classifier.shapes(shapes_net)                      # the shapes CNN, on synthetic shapes
     probs = clf.probs(rgb)                                   # (C,) softmax, numpy
     clf.top(probs, k=5)                                      # [Prediction(index, name, p)]
     x = clf.tensor(rgb)                                      # (1, 3, S, S) normalised input
     clf.model(x)                                             # logits: what captum attributes
     clf.layers                                               # {"conv1": module, ..., "layer4": module}
 
-* ImageNet mode: torchvision's ResNet-18. The whole image is resized to 224 x 224 (no
-  centre crop), so that every saliency or feature map covers the whole photo and can be laid
-  over it; torchvision's own evaluation crops the centre instead, which can cut an object off.
+* ImageNet mode: EfficientNet-Lite0 (timm's network, always installed), torchvision's
+  ResNet-18 or MobileNetV3-Large. :func:`anatomy` names each architecture's stages once
+  (the layers pages open, the Grad-CAM layer, the first convolution). The whole image is
+  resized to 224 x 224 (no centre crop), so that every saliency or feature map covers the
+  whole photo and can be laid over it; torchvision's own evaluation crops the centre
+  instead, which can cut an object off.
 * Shapes mode: ``models.shapes_cnn.ShapesNet``. It is fully convolutional with a global
   max pool, so it runs at the image's own size (no resizing): on a 160-px canvas with one
   shape it is as accurate as on its 64-px training crops, and its maps are 20 x 20 instead
@@ -77,10 +80,48 @@ def shape_sample(seed: int, *, size: int = SHAPE_CANVAS, min_size: float = 0.22,
 
 
 @dataclass(frozen=True)
+class Anatomy:
+    """Where to look inside an ImageNet network: ordered stages (input side first), the usual
+    Grad-CAM stage (the last convolutional one) and the first convolution (whose filters are
+    small RGB images)."""
+
+    layers: dict
+    cam_layer: str
+    first_conv: str
+
+
+def anatomy(model) -> Anatomy:
+    """The stages of a ResNet (torchvision), an EfficientNet (timm) or a MobileNetV3 (torchvision).
+
+    * ResNet: ``conv1``, ``layer1`` … ``layer4`` (Grad-CAM: ``layer4``, 7 x 7 at 224 px).
+    * EfficientNet (timm): ``conv_stem``, ``stage1`` … ``stage7`` (``blocks[0]`` …
+      ``blocks[6]``) and ``head`` (the 1 x 1 head convolution after BatchNorm and its
+      activation, 1280 x 7 x 7: the Grad-CAM stage).
+    * MobileNetV3 (torchvision): ``conv_stem`` (``features[0][0]``), ``block1`` … and
+      ``head`` (the last ``features`` entry)."""
+    if all(hasattr(model, n) for n in ("conv1", "layer1", "layer4")):
+        layers = {"conv1": model.conv1, "layer1": model.layer1, "layer2": model.layer2,
+                  "layer3": model.layer3, "layer4": model.layer4}
+        return Anatomy(layers, "layer4", "conv1")
+    if all(hasattr(model, n) for n in ("conv_stem", "blocks", "bn2")):
+        layers = {"conv_stem": model.conv_stem}
+        layers.update({f"stage{i + 1}": stage for i, stage in enumerate(model.blocks)})
+        layers["head"] = model.bn2
+        return Anatomy(layers, "head", "conv_stem")
+    features = getattr(model, "features", None)
+    if features is not None and len(features) > 2 and hasattr(features[0], "__getitem__"):
+        layers = {"conv_stem": features[0][0]}
+        layers.update({f"block{i}": features[i] for i in range(1, len(features) - 1)})
+        layers["head"] = features[-1]
+        return Anatomy(layers, "head", "conv_stem")
+    raise ValueError(f"no known stages for {type(model).__name__}: add it to core.classifier.anatomy")
+
+
+@dataclass(frozen=True)
 class Classifier:
     """A trained classifier with what pages need to run and open it up."""
 
-    name: str  # registry name: "resnet18" or "shapes-cnn"
+    name: str  # registry name: "efficientnet_lite0", "resnet18", "mobilenet_v3_large" or "shapes-cnn"
     title: str
     kind: Literal["imagenet", "shapes"]
     model: object  # torch.nn.Module in eval mode, shared (cached)
@@ -94,13 +135,14 @@ class Classifier:
 
     # --- builders --------------------------------------------------------------------
     @classmethod
-    def imagenet(cls, model, categories, *, name: str = "resnet18",
-                 title: str = "ResNet-18 (ImageNet)") -> "Classifier":
-        """torchvision's ResNet-18 (or any torchvision ResNet) in eval mode."""
-        layers = {"conv1": model.conv1, "layer1": model.layer1, "layer2": model.layer2,
-                  "layer3": model.layer3, "layer4": model.layer4}
-        return cls(name, title, "imagenet", model.eval(), tuple(categories), IMAGENET_MEAN, IMAGENET_STD,
-                   224, layers, cam_layer="layer4", first_conv="conv1")
+    def imagenet(cls, model, categories, *, name: str = "resnet18", title: str = "ResNet-18 (ImageNet)",
+                 mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD,
+                 input_size: int = 224) -> "Classifier":
+        """An ImageNet classifier in eval mode; its stages come from :func:`anatomy`, its
+        pre-processing (``mean``, ``std``, ``input_size``) from the registry's description."""
+        parts = anatomy(model)
+        return cls(name, title, "imagenet", model.eval(), tuple(categories), tuple(mean), tuple(std),
+                   int(input_size), parts.layers, cam_layer=parts.cam_layer, first_conv=parts.first_conv)
 
     @classmethod
     def shapes(cls, model, *, name: str = "shapes-cnn",

@@ -12,7 +12,8 @@ Attributions are taken with respect to the *unnormalised* [0, 1] image (the mode
 wrapped with its normalisation), so every map lines up with the pixels a user sees.
 
 The model is shared by every session and captum registers hooks on it (on the Grad-CAM
-layer; on every nn.ReLU for guided backprop), so every captum call holds the model's lock
+layer; on every nn.ReLU for guided backprop, and here on every nn.ReLU6 too: captum only
+knows nn.ReLU, and EfficientNet-Lite and MobileNet clip at 6 — :func:`_guided_grad_cam`), so every captum call holds the model's lock
 (:func:`core.hooks.lock_for`) and runs under ``torch.enable_grad``. Captum removes its
 hooks in ``finally`` blocks; tests check that none remain. ResNet's in-place ReLUs are safe:
 captum's ReLU hook feeds each ReLU a clone of its input.
@@ -85,6 +86,30 @@ def wrapped(clf):
     return nn.Sequential(_normaliser_class()(clf.mean, clf.std), clf.model).eval()
 
 
+@functools.cache
+def _guided_classes():
+    """captum's GuidedBackprop and GuidedGradCam with one function overridden: the backward
+    hook that keeps only positive gradients is set on nn.ReLU6 as well as nn.ReLU (captum
+    checks ``isinstance(module, nn.ReLU)``, which ReLU6 is not). Below 0 and above 6 a ReLU6
+    already passes no gradient, so "keep the positive part of the incoming gradient" is
+    exactly guided backprop for it."""
+    from captum.attr import GuidedBackprop, GuidedGradCam
+    from captum._utils.common import _register_backward_hook  # what captum itself calls
+    from torch import nn
+
+    class Guided(GuidedBackprop):
+        def _register_hooks(self, module) -> None:
+            if isinstance(module, (nn.ReLU, nn.ReLU6)):
+                self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
+
+    class GuidedCam(GuidedGradCam):
+        def __init__(self, model, layer):
+            super().__init__(model, layer)
+            self.guided_backprop = Guided(model)
+
+    return Guided, GuidedCam
+
+
 def occlusion_window(side: int) -> tuple[int, int]:
     """(window, stride) in pixels for Occlusion on a ``side``-pixel image: an 8 x 8 grid of
     patches that tiles the image exactly (224 px: 28-px patches, 64 forward passes)."""
@@ -103,7 +128,7 @@ def raw_attribution(clf, unit, target: int, method: str, layer: str | None = Non
     ``baseline``: IG's and Occlusion's reference image; default black for IG, the image's
     mean colour for Occlusion."""
     import torch
-    from captum.attr import GuidedGradCam, IntegratedGradients, LayerGradCam, Occlusion, Saliency
+    from captum.attr import IntegratedGradients, LayerGradCam, Occlusion, Saliency
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -120,7 +145,8 @@ def raw_attribution(clf, unit, target: int, method: str, layer: str | None = Non
         if method == "Grad-CAM":
             out = LayerGradCam(net, clf.layers[layer]).attribute(x, target=target, relu_attributions=True)
         elif method == "Guided Grad-CAM":
-            out = GuidedGradCam(net, clf.layers[layer]).attribute(x, target=target, interpolate_mode="bilinear")
+            out = _guided_classes()[1](net, clf.layers[layer]).attribute(x, target=target,
+                                                                         interpolate_mode="bilinear")
         elif method == "Integrated Gradients":
             base = torch.zeros_like(x) if baseline is None else baseline
             out = IntegratedGradients(net).attribute(x, baselines=base, target=target, n_steps=ig_steps,

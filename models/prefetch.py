@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in registry.status():
             mark = "present" if row["present"] else "missing"
             print(f"  {row['name']:<36} {mark:<8} {row['size_mb']:>7.1f} MB  {row['source']:<11} {row['file']}")
+        print("('package': installed by pip with requirements.txt; 'trained': built here from synthetic data)")
         return 0
 
     ok = True
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             if not spec.is_present():
                 _train(name)
                 print()
+            continue
+        if spec.source == "package":  # installed by pip with requirements.txt, never downloaded
+            try:
+                registry.ensure_weights(name)  # presence and SHA-256
+                print(f"{name}: present (package {spec.pip_name}, checksum ok)")
+            except registry.WeightsUnavailable as exc:
+                print(f"{name}: FAILED — {exc}")
+                ok = False
             continue
         if spec.is_present():
             check = registry.verify(spec) if args.verify else None

