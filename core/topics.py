@@ -101,65 +101,65 @@ PAGES: tuple[Page, ...] = (
         "🧬",
         "Pick a layer of a pretrained CNN and browse the feature maps your image produces "
         "there, from edge detectors in the first block to object parts deep in the network.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "interpretability", "Interpretability", "pages/07_Interpretability.py", _INSIDE, "🔍",
         "Compute Grad-CAM, saliency and integrated-gradients maps for a prediction on your "
         "image and compare where each method says the network was looking.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "occlusion-illumination", "Occlusion and illumination",
         "pages/08_Occlusion_and_illumination.py", _INSIDE, "🌗",
         "Slide an occluding patch across your image or change its brightness and contrast, "
         "and watch the classifier's confidence or the detector's boxes respond.",
-        models=('resnet18', 'shapes-cnn', 'yolo11n', 'shapes-yolo'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn', 'yolo11n', 'shapes-yolo'),
     ),
     Page(
         "noise-outliers", "Noise and outliers", "pages/09_Noise_and_outliers.py", _INSIDE, "📡",
         "Add Gaussian, salt-and-pepper or blur noise to your image at rising strength and "
         "compare the model's predictions before and after denoising.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "adversarial-attacks", "Adversarial attacks", "pages/10_Adversarial_attacks.py",
         _INSIDE, "🥷",
         "Craft an FGSM or PGD attack on your image with an epsilon slider and watch a "
         "perturbation you can barely see flip the classifier's answer.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "missing-data", "Missing data", "pages/11_Missing_data.py", _INSIDE, "🧩",
         "Blank out regions of your image and compare how the model copes when the gaps are "
         "zero-filled, blurred over or inpainted.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     # --- Efficiency and deployment --------------------------------------------------
     Page(
         "quantization", "Quantization", "pages/12_Quantization.py", _EFF, "🗜️",
         "Quantize a CNN to INT8 (and FP16/BF16 where the hardware has them) and compare size, "
         "latency and agreement with FP32, with the weight histogram on the INT8 grid.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "gpu-acceleration", "GPU acceleration", "pages/13_GPU_acceleration.py", _EFF, "⚡",
         "Time the same forward pass on CPU and GPU across batch sizes and precisions and "
         "see where the speed-up levels off.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "knowledge-distillation", "Knowledge distillation",
         "pages/14_Knowledge_distillation.py", _EFF, "⚗️",
         "Train a small student live with and without a teacher's soft targets, turn the "
         "temperature slider, and compare their accuracy, size and speed.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "deployment", "Deployment", "pages/15_Deployment.py", _EFF, "🚀",
         "Export a model to TorchScript and ONNX, check that the exported outputs still "
         "match, and measure the latency of each runtime.",
-        models=('resnet18', 'shapes-cnn'),
+        models=('efficientnet_lite0', 'resnet18', 'shapes-cnn'),
     ),
     Page(
         "frameworks", "Frameworks", "pages/16_Frameworks.py", _EFF, "🧰",
@@ -184,14 +184,14 @@ PAGES: tuple[Page, ...] = (
         "🎓",
         "Fine-tune a pretrained backbone on a small dataset with its layers frozen or "
         "unfrozen and compare the result with training from scratch.",
-        models=("resnet18", "shapes-pretext"),
+        models=("efficientnet_lite0", "resnet18", "shapes-pretext"),
     ),
     Page(
         "data-augmentation", "Data augmentation", "pages/20_Data_augmentation.py", _LEARN,
         "🎲",
         "Apply flips, crops, colour jitter, rotations, MixUp and CutMix to your image and "
         "preview a whole augmented batch.",
-        models=("resnet18", "shapes-cnn"),
+        models=("efficientnet_lite0", "resnet18", "shapes-cnn"),
     ),
     Page(
         "pooling", "Pooling", "pages/21_Pooling.py", _LEARN, "🧮",
@@ -237,7 +237,7 @@ PAGES: tuple[Page, ...] = (
         "pages/28_Embeddings_and_retrieval.py", _BEYOND, "🧲",
         "Embed a gallery of images with a pretrained CNN, query it with your own photo to "
         "pull up the nearest neighbours, and see the gallery laid out in two dimensions.",
-        models=("resnet18", "shapes-cnn"),
+        models=("efficientnet_lite0", "resnet18", "shapes-cnn"),
     ),
     Page(
         "medical-imaging-unet", "Medical imaging and U-Net",

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components.ui import SECTIONS, page_text
-from core.topics import page_by_file
+from core.topics import PAGES, page_by_file
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "Home.py")
@@ -61,6 +61,38 @@ def test_page_has_its_explanation_answer_and_notes(file):
     source = (ROOT / file).read_text()
     body = source.split("st.set_page_config", 1)[-1]
     assert body.index("lab_sidebar()") < body.index("page_header("), "the shared sidebar comes first"
+
+
+# The photo pages: every page whose topic declares the always-present ImageNet classifier.
+PHOTO_PAGES = [p.file for p in PAGES if "efficientnet_lite0" in p.models]
+
+
+def _all_text(at) -> str:
+    """Every message, caption and Markdown block of a run, as a reader sees it (escapes removed)."""
+    parts = [e.value for kind in (at.info, at.warning, at.error, at.success, at.caption, at.markdown)
+             for e in kind]
+    return "\n".join(str(p) for p in parts).replace("\\", "")
+
+
+def test_the_photo_pages_are_the_ones_the_issue_lists():
+    titles = {page_by_file(f).title for f in PHOTO_PAGES}
+    assert titles == {"Feature extraction", "Interpretability", "Occlusion and illumination", "Noise and outliers",
+                      "Adversarial attacks", "Missing data", "Quantization", "GPU acceleration",
+                      "Knowledge distillation", "Deployment", "Data augmentation", "Embeddings and retrieval",
+                      "Transfer learning"}
+
+
+@pytest.mark.parametrize("file", PHOTO_PAGES)
+def test_photo_page_runs_the_real_classifier_on_chelsea(file, trained_models):
+    """Offline, with no downloaded weights, each photo page shows the user's photo with a real
+    ImageNet model: EfficientNet-Lite0 named in the model caption, no offline notice."""
+    at = _page(file, img="chelsea")
+    assert not at.exception, [e.value for e in at.exception]
+    text = _all_text(at)
+    assert "Offline demonstration" not in text
+    models = [line for line in text.splitlines() if line.startswith("🧠 Model:")]
+    assert models, f"{file}: no caption names the model it shows"
+    assert all("EfficientNet-Lite0" in line and "Chelsea the cat" in line for line in models), models
 
 
 STOP_KEY = re.compile(r"""stop=["']([^"']+)["']|train_button\(.*?\bkey=["']([^"']+)["']""", re.S)
