@@ -161,32 +161,10 @@ with t1:
     else:
         st.info("No objects in this image, so every anchor is a negative (background) example.")
 with t2:
-    st.vega_lite_chart({
-        "title": "Anchors per level (log scale)",
-        "data": {"values": [{"level": f"stride {r['stride']}", "anchors": r["anchors"]} for r in level_rows]},
-        "mark": {"type": "bar", "tooltip": True},
-        "encoding": {"y": {"field": "level", "type": "nominal", "sort": None, "title": None},
-                     "x": {"field": "anchors", "type": "quantitative", "scale": {"type": "log"}},
-                     "color": {"field": "level", "type": "nominal", "sort": None, "legend": None}},
-        "height": {"step": 22},
-    }, width="stretch")
+    st.vega_lite_chart(ca_cache.level_chart(level_rows), width="stretch")
     hist = [r for r in ca.iou_histogram(matching) if r["anchors"] > 0]
     if hist:
-        st.vega_lite_chart({
-            "title": "Anchors by best IoU (anchors touching an object)",
-            "layer": [
-                {"data": {"values": hist}, "mark": {"type": "bar", "tooltip": True},
-                 "encoding": {"x": {"field": "from", "type": "quantitative", "bin": "binned", "title": "best IoU",
-                                    "scale": {"domain": [0, 1]}},
-                              "x2": {"field": "to"},
-                              "y": {"field": "anchors", "type": "quantitative", "scale": {"type": "log"}}}},
-                {"data": {"values": [{"t": float(low), "rule": "low"}, {"t": float(high), "rule": "high"}]},
-                 "mark": {"type": "rule", "strokeWidth": 2, "strokeDash": [4, 3]},
-                 "encoding": {"x": {"field": "t", "type": "quantitative"},
-                              "color": {"field": "rule", "type": "nominal", "title": "threshold"}}},
-            ],
-            "height": 180,
-        }, width="stretch")
+        st.vega_lite_chart(ca_cache.iou_chart(hist, low, high), width="stretch")
 
 st.subheader("The anchor-free contrast: YOLO11's grid points")
 with st.spinner(f"Running {yolo_name}'s network on the image…"):

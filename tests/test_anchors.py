@@ -4,6 +4,7 @@ and the page itself (offline shapes scene; real COCO weights where present)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -146,6 +147,64 @@ def test_match_agrees_with_torchvision_matcher_on_a_real_layout(high, low, low_q
     assert sum(r["positive"] for r in rows) == m.positives and sum(r["anchors"] for r in rows) == len(anchors)
 
 
+# --- the page's log-scale charts ----------------------------------------------------------
+
+
+def _log_bars_draw(spec: dict, values: list) -> None:
+    """Every bar of ``spec`` (a bar chart or a layer holding one) on a log scale has a length.
+
+    A log-scale bar runs from the scale's lower end to its value. Vega-Lite stacks bars by
+    default (a colour field alone stacks them), and a stacked bar starts at 0, which a log
+    scale cannot place: Chromium drew both charts empty ("Log scale domain includes zero").
+    Unstacked, a bar still has no length when its value is the lower end itself."""
+    layers = spec.get("layer", [spec])
+    bars = [layer for layer in layers if layer["mark"]["type"] == "bar"]
+    assert bars, spec
+    logs = [(layer, enc) for layer in bars for enc in layer["encoding"].values()
+            if enc.get("scale", {}).get("type") == "log"]
+    assert logs, "no log scale"
+    for _, enc in logs:
+        assert "stack" in enc and enc["stack"] is None, f"bars stacked on a log scale: {enc}"
+        lo, hi = enc["scale"]["domain"]
+        assert 0 < lo < min(values) and hi >= max(values), (enc["scale"], min(values), max(values))
+
+
+@pytest.mark.parametrize("levels", list(ca.LEVEL_PRESETS))
+@pytest.mark.parametrize("size", [(480, 640), (97, 211)])
+def test_level_chart_draws_every_level(levels, size):
+    """Every preset and base size (a 1:1 layout with one level gives a single bar, an SSD one
+    on RetinaNet strides an exact 100): every level's bar has a length on the log scale."""
+    from components import anchors as ca_cache
+
+    for scales in ca.SCALE_PRESETS:
+        for ratios in ca.RATIO_PRESETS:
+            for base in (8, 32, 256):
+                anchors = ca.generate(*size, ca.preset_config(levels, scales, ratios, base))
+                m = ca.match(ca.overlaps(np.zeros((0, 4), np.float32), anchors.boxes), high=0.7, low=0.3,
+                             low_quality=True)
+                rows = ca.level_table(anchors, m)
+                spec = ca_cache.level_chart(rows)
+                _log_bars_draw(spec, [r["anchors"] for r in rows])
+                assert [v["anchors"] for v in spec["data"]["values"]] == [lv.count for lv in anchors.levels]
+
+
+@pytest.mark.parametrize("boxes", [
+    [[10, 20, 120, 200], [150, 30, 310, 90], [200, 150, 230, 170], [300, 5, 318, 12]],
+    [[0, 0, 8, 8]],  # one tiny object: a few anchors touch it, one each in some bins
+])
+def test_iou_chart_draws_every_bin(boxes):
+    from components import anchors as ca_cache
+
+    anchors = ca.generate(240, 320, ca.preset_config("fpn", "octave", "frcnn", 32))
+    m = ca.match(ca.overlaps(np.array(boxes, np.float32), anchors.boxes), high=0.7, low=0.3, low_quality=True)
+    hist = [r for r in ca.iou_histogram(m) if r["anchors"] > 0]  # as the page does
+    assert hist and min(r["anchors"] for r in hist) >= 1
+    spec = ca_cache.iou_chart(hist, 0.3, 0.7)
+    _log_bars_draw(spec, [r["anchors"] for r in hist])
+    assert spec["layer"][0]["data"]["values"] == hist
+    assert [r["t"] for r in spec["layer"][1]["data"]["values"]] == [0.3, 0.7]
+
+
 # --- YOLO: which stride and grid point made each box ---------------------------------------
 
 
@@ -283,6 +342,13 @@ def test_page_offline_counts_equal_the_pure_functions(trained_shapes_yolo, monke
     # anchor-free part: every shapes-yolo detection names a stride of 8/16/32
     points = next(d.value for d in at.dataframe if "point x" in d.value.columns)
     assert len(points) >= 1 and set(points["stride"]) <= {8, 16, 32}
+
+    # both log-scale charts are drawn from the pure functions' numbers, every bar with a length
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    levels = next(d.value for d in at.dataframe if "anchors per cell" in d.value.columns)
+    _log_bars_draw(next(s for s in specs if "Anchors per level" in json.dumps(s["title"])), list(levels["anchors"]))
+    iou = next(s for s in specs if "Anchors by best IoU" in json.dumps(s["title"]))
+    _log_bars_draw(iou, [r["anchors"] for r in iou["layer"][0]["data"]["values"]])
 
 
 def test_page_changing_the_layout_changes_the_anchor_count(trained_shapes_yolo, monkeypatch, tmp_path):
