@@ -11,6 +11,7 @@ from components.urlstate import UrlState
 from core import features as fx
 from core.imageio import encode_png, fit_long_side
 from core.params import Param
+from core.safetext import literal
 
 st.set_page_config(page_title="Feature extraction · CV Interview Lab", page_icon="🧬", layout="wide")
 ctx = lab_sidebar()
@@ -49,7 +50,8 @@ with st.spinner(f"Running {clf.title} once and recording every layer…"):
 lm, rf = acts.layers[layer], rfs[layer]
 in_h, in_w = acts.input_size
 guess = ", ".join(f"{p.name} {p.probability:.0%}" for p in clf.top(acts.probs, 3))
-st.caption(f"{clf.title} on {subject.title} (network input {in_w}×{in_h} px) · its top guesses: {guess}")
+st.caption(f"{literal(clf.title)} on {literal(subject.title)} (network input {in_w}×{in_h} px) · "
+           f"its top guesses: {guess}")
 
 # --- the most active maps of the chosen layer --------------------------------------------
 st.subheader(f"Most active feature maps · {layer}")
@@ -78,7 +80,9 @@ st.dataframe(fx.layer_table(acts, rfs), hide_index=True, width="stretch")
 st.caption("Receptive fields are computed by following one forward pass through the network's own layers: "
            "every convolution or pooling layer adds (kernel − 1) × dilation × (stride so far) pixels, "
            "element-wise layers keep it, a residual sum takes the union of its branches. Padding lets the "
-           "field reach past the image border, so deep fields can be larger than the image itself.")
+           "field reach past the image border, so deep fields can be larger than the image itself; uneven "
+           "padding (EfficientNet pads like TensorFlow: before a stride-2 convolution the extra pixel goes "
+           "right and below) shifts where the fields start, and the walk follows that too.")
 
 # --- one channel across images ----------------------------------------------------------
 st.subheader(f"One channel of {layer} across images")

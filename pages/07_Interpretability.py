@@ -33,7 +33,7 @@ ABOUT = {
     "Guided Grad-CAM": "Grad-CAM × guided backprop: pixel detail inside Grad-CAM's region",
     "Integrated Gradients": f"gradients averaged from a black image to this one ({sal.IG_STEPS} steps)",
     "Saliency": "|∂ class score / ∂ pixel|: one backward pass",
-    "Occlusion": "drop in the class score when a patch of the mean colour covers each of 8 × 8 places",
+    "Occlusion": "drop in the class probability when a patch of the mean colour covers each of 8 × 8 places",
 }
 
 # The first slider on the page is the cheap one: opacity only re-blends cached maps.
@@ -68,6 +68,8 @@ bar.done()
 base = cs.display_image(clf.name, subject.digest, clf, subject.image)
 truth = subject.truth
 scale = base.shape[1] / subject.image.shape[1]
+box_share = None if truth is None else float(sal.box_mask(subject.image.shape[:2], truth.box,
+                                                          subject.image.shape[:2]).mean())
 
 
 def with_box(rgb):
@@ -82,11 +84,14 @@ def with_box(rgb):
     return out
 
 
-def inside_box(heat) -> bool:
-    x, y = sal.peak(heat)
-    sy, sx = subject.image.shape[0] / heat.shape[0], subject.image.shape[1] / heat.shape[1]
-    x1, y1, x2, y2 = truth.box
-    return x1 <= (x + 0.5) * sx <= x2 and y1 <= (y + 0.5) * sy <= y2
+def against_box(heat) -> str:
+    """Where the map lies against the true box: its peak (after a 3-px blur, so one stray
+    pixel of a per-pixel map does not decide) and the share of its total inside the box."""
+    size = subject.image.shape[:2]
+    inside = sal.peak_in_box(heat, truth.box, size)
+    mass = sal.mass_in_box(heat, truth.box, size)
+    return (" · peak " + ("inside ✅" if inside else "outside ❌") + " the true box"
+            + ("" if mass != mass else f" · {mass:.0%} of the map in it"))
 
 
 st.subheader(f"Where the network looked for “{literal(name)}”")
@@ -95,15 +100,16 @@ cols = st.columns(3)
 for n, (title, heat) in enumerate(tiles):
     with cols[n % 3]:
         if heat is None:
-            st.image(with_box(base), width="stretch",
-                     caption="The image" + (" · green: the shape's true box" if truth is not None else ""))
+            st.image(with_box(base), width="stretch", caption="The image" + (
+                "" if truth is None else f" · green: the shape's true box ({box_share:.0%} of the image: a map "
+                                         "spread evenly would put that share of itself in it)"))
             continue
         picture = with_box(sal.overlay(base, sal.display_scale(heat, title), opacity))
         where = f" · {layer}" if title in sal.LAYER_METHODS else ""
         st.image(picture, width="stretch", caption=f"{title}{where}: {ABOUT[title]}")
         note = f"**{title}** · computed in {seconds[title]:.2f} s"
         if truth is not None:
-            note += " · peak " + ("inside ✅" if inside_box(heat) else "outside ❌") + " the true box"
+            note += against_box(heat)
         st.caption(note)
         st.download_button("Download overlay PNG", lambda picture=picture: encode_png(picture),
                            file_name=f"{title.lower().replace(' ', '_')}_{name.replace(' ', '_')}.png",
@@ -131,7 +137,8 @@ if run_checks:
             st.markdown(f"A private copy of the network is re-initialised **from the output down**, one layer "
                         f"group at a time (He-normal weights, seed 0). After each step the maps are recomputed "
                         f"and compared with the trained network's by Spearman rank correlation (1 = same ranking "
-                        f"of pixels, 0 = unrelated). The Grad-CAM layer is **{layer}**.")
+                        f"of pixels, 0 = unrelated). The Grad-CAM layer is **{layer}**. This is one random draw: "
+                        f"another seed can give quite different numbers, so read the trend, not a single value.")
             rows = [{"randomised down to": s.name, "method": m, "Spearman ρ": s.spearman[m]}
                     for s in stages[1:] for m in methods if s.spearman[m] == s.spearman[m]]
             st.vega_lite_chart({
