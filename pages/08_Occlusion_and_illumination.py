@@ -301,9 +301,11 @@ else:
     side_px = clf.input_size or min(rgb.shape[:2])
     n_eval = P.occlusion_windows(side_px, *P.occlusion_geometry(side_px, win / 100, stride / 100))
     map_key = (model_name, digest, target.index, win, stride)
+    fill_rgb = ", ".join(str(round(255 * m)) for m in clf.mean)  # 0 after the model's normalisation
     if b_col.button(f"Compute ({n_eval} forward passes)", icon="🗺️",
-                    help="captum's Occlusion: a grey (mean-colour) window slides over the network's input; "
-                         "each place is coloured by how much the probability of the top class drops."):
+                    help=f"captum's Occlusion: a window of the colour the model normalises to zero (its "
+                         f"normalisation mean, RGB {fill_rgb}) slides over the network's input; each place is "
+                         "coloured by how much the probability of the top class drops."):
         try:
             with cp.HEAVY.slot(session_id()), st.spinner(f"Occluding {n_eval} windows…"):
                 cp.occlusion(model_name, digest, target.index, win / 100, stride / 100, clf, rgb)

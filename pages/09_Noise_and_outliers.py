@@ -112,8 +112,11 @@ st.download_button("Download this comparison (CSV)",
 
 # --- 2. Noisy labels ----------------------------------------------------------------------
 st.header("2 · Noisy labels: memorisation and a robust loss")
+live_note = (f"{clf.title.split(' (')[0]} was trained on 1.3 million ImageNet photos; retraining it with wrong "
+             "labels is far beyond a live demo, so this experiment trains small networks here instead. "
+             if clf.kind == "imagenet" else "")
 st.markdown(
-    f"Three fresh shapes CNNs are trained the same way on {N.LABEL_TRAIN} synthetic 64-px crops for "
+    f"{live_note}Three fresh shapes CNNs are trained the same way on {N.LABEL_TRAIN} synthetic 64-px crops for "
     f"{N.LABEL_EPOCHS} epochs (same seed, so the same initial weights and batches); only the labels and the loss "
     f"differ. A small set trained for many epochs is the regime in which a network learns its wrong labels by "
     f"heart. Accuracy is always measured on {N.LABEL_TEST} **clean** held-out crops.")

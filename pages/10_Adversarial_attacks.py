@@ -1,5 +1,5 @@
-"""Adversarial attacks (Q42): FGSM and PGD on the shared classifier, input defences, and
-normal vs adversarial training of the shapes CNN."""
+"""Adversarial attacks (Q42): FGSM and PGD on the shared classifier (EfficientNet-Lite0 on the
+user's photo by default), input defences, and normal vs adversarial training of the shapes CNN."""
 
 import streamlit as st
 
@@ -146,8 +146,11 @@ for col, key in zip(cols, ("jpeg", "median", "bits")):
               width="stretch")
 
 st.subheader("Adversarial training: the defence that holds up")
+live_note = (f"Adversarial training multiplies the cost of training {clf.title.split(' (')[0]} on ImageNet "
+             "several times over, so the comparison is made on small networks trained here. "
+             if clf.kind == "imagenet" else "")
 st.markdown(
-    f"Two shapes CNNs are trained on the same {ca.N_TRAIN} synthetic 64-px crops with the same seed for "
+    f"{live_note}Two shapes CNNs are trained on the same {ca.N_TRAIN} synthetic 64-px crops with the same seed for "
     f"{ca.EPOCHS} epochs; the second one sees adversarial examples of itself in every batch. Both are then "
     f"attacked with PGD ({ca.EVAL_STEPS} steps) on {ca.N_TEST} held-out crops at several ε. "
     "This trains two models live: about a minute, more when the server is busy.")

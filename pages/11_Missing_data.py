@@ -132,8 +132,10 @@ else:
     fills_section()
 
 st.subheader("Train a model to expect gaps: random erasing")
+live_note = (f"Retraining {clf.title.split(' (')[0]} on ImageNet with random erasing is far beyond a live "
+             "demo, so the comparison is made on small networks trained here. " if clf.kind == "imagenet" else "")
 st.markdown(
-    "Two copies of the small shapes CNN are trained on the same synthetic 64-px crops, with the same seed "
+    f"{live_note}Two copies of the small shapes CNN are trained on the same synthetic 64-px crops, with the same seed "
     "and the same loop; the only difference is that one sees every training image through "
     "`torchvision.transforms.v2.RandomErasing` (a random rectangle set to zero, with the probability and "
     "largest area below). Both are then tested on held-out crops with a growing share of their pixels "

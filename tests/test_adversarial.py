@@ -300,7 +300,7 @@ def test_adversarial_hook_mixes_and_bounds_the_batch():
         adv.adversarial_hook(4 / 255, method="cw")
 
 
-# --- the page (offline path: shapes CNN on a synthetic image) ------------------------------------
+# --- the page (the shapes choice: shapes CNN on a synthetic image) ------------------------------------
 
 
 def _page(**query):
@@ -321,10 +321,11 @@ def _text(at) -> str:
     return "\n".join(parts)
 
 
-def test_page_attacks_the_offline_shape(trained_models):
-    at = _page(shape="3", eps="8", method="fgsm")
+def test_page_attacks_a_synthetic_shape(trained_models):
+    """The sidebar's shapes choice (``?clf=shapes-cnn``); the photo path is in test_photo_robustness.py."""
+    at = _page(clf="shapes-cnn", shape="3", eps="8", method="fgsm")
     assert not at.exception, [e.value for e in at.exception]
-    assert "Offline demonstration" in _text(at)
+    assert "🧠 Model: **Shapes CNN" in _text(at) and "Offline demonstration" not in _text(at)
     assert at.slider(key="adv.eps").value == 8
     verdict = _verdict(at)
     assert "FGSM" in verdict and "8/255" in verdict
@@ -359,7 +360,7 @@ def test_page_trains_the_comparison_on_a_button(trained_models, monkeypatch):
     monkeypatch.setattr(ca, "EVAL_EPS", (0, 4))
     monkeypatch.setattr(ca, "EVAL_STEPS", 2)
     ca.compare_training.clear()
-    at = _page(shape="4", eps="2")
+    at = _page(clf="shapes-cnn", shape="4", eps="2")
     assert "Not trained yet" in _text(at)
     at.button(key="adv.train").click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -260,7 +260,7 @@ def test_random_erasing_degrades_less_under_block_dropout(erasing_pair):
     assert drop[mi.ERASING] < drop[mi.PLAIN] - 0.15, drop
 
 
-# --- the page (offline: shapes CNN on a synthetic shape) ------------------------------------
+# --- the page (AppTest) ------------------------------------
 
 PAGE = "pages/11_Missing_data.py"
 
@@ -278,11 +278,12 @@ def _captions(at) -> str:
     return captions(at)
 
 
-def test_page_offline_fills_the_gaps_and_reports_psnr(trained_shapes_cnn):
-    at = _page()
+def test_page_on_a_synthetic_shape_fills_the_gaps_and_reports_psnr(trained_shapes_cnn):
+    """The sidebar's shapes choice (``?clf=shapes-cnn``); the photo path is in test_photo_robustness.py."""
+    at = _page(clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Offline demonstration" in i.value for i in at.info)
     captions = _captions(at)
+    assert "🧠 Model: **Shapes CNN" in captions and "(the true class)" in "\n".join(m.value for m in at.markdown)
     assert captions.count("PSNR on the missing pixels") == len(mi.STRATEGIES)
     assert "30.0% of the image" in captions  # the default mask removes exactly 30 %
     table = at.dataframe[0].value
@@ -340,26 +341,15 @@ def test_page_training_button_draws_the_curves(trained_shapes_cnn, monkeypatch):
     assert not [b for b in again.button if "Train both models" in b.label]
 
 
-def test_page_imagenet_path_runs_on_the_photo_at_a_bounded_size(monkeypatch):
-    """With ResNet-18 "available" (here an untrained one with the same layers: no ImageNet
-    weights exist in tests) the page works on the astronaut photo at long side <= 384."""
-    from components import classifier as ccl
-    from components import models as cm
-    from models import registry
-
-    monkeypatch.setattr(cm, "check_available", lambda name: None)
-    monkeypatch.setattr(registry, "build_torchvision", lambda name, **kw: registry.build_architecture(name))
-    ccl.classifier.clear()
-    try:
-        at = _page()
-        assert not at.exception, [e.value for e in at.exception]
-        assert not any("Offline demonstration" in i.value for i in at.info)
-        captions = _captions(at)
-        assert "30.0% of the image" in captions and "(44,237 of 147,456 pixels)" in captions  # 384 x 384
-        table = at.dataframe[0].value
-        assert len(table["fill"]) == 1 + len(mi.STRATEGIES)
-    finally:
-        ccl.classifier.clear()  # never leave the untrained model in the shared cache
+def test_page_imagenet_path_runs_on_the_photo_at_a_bounded_size():
+    """The default, EfficientNet-Lite0 on the astronaut photo, works at long side <= 384."""
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("Offline demonstration" in i.value for i in at.info)
+    captions = _captions(at)
+    assert "30.0% of the image" in captions and "(44,237 of 147,456 pixels)" in captions  # 384 x 384
+    table = at.dataframe[0].value
+    assert len(table["fill"]) == 1 + len(mi.STRATEGIES)
 
 
 def test_the_tested_comparison_is_the_pages_default():

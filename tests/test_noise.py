@@ -223,7 +223,7 @@ def test_plain_ce_memorises_the_wrong_labels_and_the_robust_loss_fewer(label_run
     assert sce.corrected > ce.corrected
 
 
-# --- the page, offline (AppTest) ------------------------------------------------------
+# --- the page (AppTest) ------------------------------------------------------
 
 PAGE = "pages/09_Noise_and_outliers.py"
 
@@ -242,12 +242,14 @@ def _metrics(at) -> dict[str, list[str]]:
     return out
 
 
-def test_page_offline_shows_psnr_and_confidence_of_every_version(trained_models):
+def test_page_on_a_synthetic_shape_shows_psnr_and_confidence_of_every_version(trained_models):
+    """The sidebar's shapes choice (``?clf=shapes-cnn``); the photo path is in test_photo_robustness.py."""
     from core.classifier import shape_sample
+    from tests.test_pages import _captions
 
-    at = _page(shape="3", kind="salt_pepper", salt_pepper="0.1", seed="2")
+    at = _page(clf="shapes-cnn", shape="3", kind="salt_pepper", salt_pepper="0.1", seed="2")
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Offline demonstration" in i.value for i in at.info)
+    assert "🧠 Model: **Shapes CNN" in _captions(at) and "the true class" in _captions(at)
     psnr = _metrics(at)["PSNR"]
     assert len(psnr) == 5 and psnr[0].startswith("∞")
     # the numbers on the page are core.noise's on the same synthetic image, noise and seed

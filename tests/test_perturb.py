@@ -356,17 +356,19 @@ def _metrics(at) -> dict[str, list[str]]:
     return out
 
 
-def test_page_classifier_mode_offline(trained_models):
+def test_page_classifier_mode_on_a_synthetic_shape(trained_models):
+    """The sidebar's shapes choice (``?clf=shapes-cnn``): a synthetic image whose box is known."""
     from core.classifier import shape_sample
-    from tests.test_pages import _page, _param
+    from tests.test_pages import _captions, _page, _param
 
     seed = 5003
     s = shape_sample(seed)
     h, w = s.image.shape[:2]
     x1, y1, x2, y2 = s.box
-    at = _page(PAGE, shape=str(seed), size="0")  # no occluder: perturbed = original
+    at = _page(PAGE, clf="shapes-cnn", shape=str(seed), size="0")  # no occluder: perturbed = original
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Offline demonstration" in i.value for i in at.info)
+    assert f"image: **synthetic {s.name} \\#{seed}**" in _captions(at)
+    assert f"True class of this synthetic image: **{s.name}**" in _captions(at)
     (label, values), = [(k, v) for k, v in _metrics(at).items() if k.startswith("P(")]
     assert label == f"P({s.name})" and values[0] == values[1]
     # Cover the shape: the followed probability falls.
@@ -456,28 +458,15 @@ def test_imagenet_path_helpers_on_an_untrained_resnet18():
     assert omap.drop.shape == (224, 224) and omap.seen.shape == (224, 224, 3) and omap.evaluations == 4
 
 
-def test_page_imagenet_path_runs_on_the_photo(monkeypatch, trained_models):
-    """The page as it runs with ResNet-18's weights present, simulated with an untrained
-    ResNet-18 (same layers and input size): it works on the active photo, no offline notice."""
-    from components import classifier as cc
-    from components import models as cm
-    from models import registry
+def test_page_imagenet_path_runs_on_the_photo(trained_models):
+    """The default: EfficientNet-Lite0 on the active photo (the astronaut), no offline notice.
+    What it shows on a real photo is checked in tests/test_photo_robustness.py."""
     from tests.test_pages import _page
 
-    real_check, real_build = cm.check_available, registry.build_torchvision
-    monkeypatch.setattr(cm, "check_available", lambda name: None if name == "resnet18" else real_check(name))
-    def build(name, **kw):
-        return registry.build_architecture(name) if name == "resnet18" else real_build(name, **kw)
-
-    monkeypatch.setattr(registry, "build_torchvision", build)
-    cc.classifier.clear()
-    try:
-        at = _page(PAGE, size="0.5", bright="0.5")
-        assert not at.exception, [e.value for e in at.exception]
-        assert not any("Offline demonstration" in i.value for i in at.info)
-        values = next(v for k, v in _metrics(at).items() if k.startswith("P("))
-        assert len(values) == 2
-        at.slider(key="occ.ox").set_value(0.2).run()  # the benchmark's first main-area slider
-        assert not at.exception
-    finally:
-        cc.classifier.clear()  # never leave an untrained "resnet18" in the shared cache
+    at = _page(PAGE, size="0.5", bright="0.5")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("Offline demonstration" in i.value for i in at.info)
+    values = next(v for k, v in _metrics(at).items() if k.startswith("P("))
+    assert len(values) == 2
+    at.slider(key="occ.ox").set_value(0.2).run()  # the benchmark's first main-area slider
+    assert not at.exception
