@@ -4,8 +4,10 @@
   mistake, per (model, device, image): cheap reruns.
 * :func:`mistake_accuracy` - shapes CNN only: accuracy of every pipeline on held-out
   synthetic images with known classes (one server-wide result).
+* :func:`mistake_agreement` - ImageNet classifiers: how often each pipeline keeps the correct
+  pipeline's answer on the 13 sample photos (one server-wide result per model).
 * :func:`artifacts` - the TorchScript and ONNX exports of a model, per (model, device,
-  input shape); at most two kept, shared by all sessions (an ONNX ResNet-18 is 47 MB).
+  input shape); at most two kept, shared by all sessions (an ONNX ResNet-18 is 47 MB, EfficientNet-Lite0 19 MB).
 * :func:`export_and_measure` - the button's work, inside ``core.jobs.TIMING`` (one timing
   run on the server at a time).
 """
@@ -38,6 +40,16 @@ def mistake_accuracy(model: str, device: str, n: int, _clf) -> list[dict]:
 
     samples = [shape_sample(HELD_OUT_SEED + i) for i in range(n)]
     return pipeline_accuracy(_clf, [s.image for s in samples], [s.label for s in samples])
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def mistake_agreement(model: str, device: str, _clf) -> list[dict]:
+    """ImageNet classifiers: per pipeline, how often the answer on the 13 sample photos is the
+    correct pipeline's (one server-wide result per model)."""
+    from core.deploy import pipeline_agreement
+    from core.quantization import sample_photos
+
+    return pipeline_agreement(_clf, [rgb for _, rgb in sample_photos()])
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

@@ -1,7 +1,10 @@
 """Cached, bounded work for the Quantization page.
 
-* :func:`eval_set` - the images agreement is measured on (per model; per active image for
-  ResNet-18, whose set holds variants of it).
+* :func:`eval_set` - the images the bit-width curve is measured on: the shapes CNN's held-out
+  crops, or for an ImageNet classifier the sample photos and variants of the active image.
+* :func:`photo_set` - the images the INT8 measurement is judged on: for an ImageNet classifier
+  the 130 real photos of :func:`core.quantization.photo_eval` (the same for every session).
+* :func:`weight_grid_agreement` - agreement with only the weights rounded (activations FP32).
 * :func:`curve` - agreement/accuracy with the weights fake-quantised to 8..2 bits, cached per
   (model, evaluation set, scale mode): moving the bit-width slider only looks a point up.
 * :func:`subject_answer` - the page image's top class with the weights at one bit width.
@@ -9,8 +12,9 @@
 * :func:`measure` - :func:`core.quantization.compare` in a :data:`core.jobs.TIMING` slot (one
   timing run per server at a time), cached per (model, device, threads, settings) and shared
   between sessions (``cache_resource``: the result, with its INT8 file, is not copied per session).
-* :func:`resnet_sized` - ResNet-18's architecture with untrained weights, for the offline
-  speed/size measurement (latency and size do not depend on the weight values).
+* :func:`resnet_sized` - ResNet-18's architecture with untrained weights, timed beside the
+  page's model (latency and size do not depend on the weight values).
+* :func:`margin_chart` - each evaluation image at FP32's top-1 margin, kept or changed by INT8.
 """
 
 from __future__ import annotations
@@ -19,20 +23,44 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
+from core.quantization import PHOTO_CALIBRATION  # numpy only at import
 
 N_SHAPES_EVAL = 400  # held-out crops the shapes CNN is evaluated on
 N_SHAPES_CALIB = 32
-N_IMAGENET_CALIB = 8
+N_IMAGENET_CALIB = PHOTO_CALIBRATION  # random crops of the sample photos
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def eval_set(model: str, key: str, _clf, _image: np.ndarray | None):
-    """Shapes: held-out labelled crops; ImageNet: gallery photos + variants of ``_image``."""
+def eval_set(model: str, key: str, _clf, _image: np.ndarray | None, title: str = ""):
+    """For the bit-width curve. Shapes: held-out labelled crops; ImageNet: the 13 sample photos
+    + the 10 variants of ``_image`` (small: the curve runs the network 8 times on it)."""
     from core import quantization as qz
 
     if _clf.kind == "shapes":
         return qz.shapes_eval(_clf, N_SHAPES_EVAL)
-    return qz.imagenet_eval(_clf, _image)
+    return qz.imagenet_eval(_clf, _image, title)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def photo_set(model: str, _clf):
+    """For the INT8 measurement. Shapes: the curve's held-out crops; ImageNet: the 130 real photos
+    (13 sample photos x 10 variants), the same for every session and active image."""
+    from core import quantization as qz
+
+    if _clf.kind == "shapes":
+        return qz.shapes_eval(_clf, N_SHAPES_EVAL)
+    return qz.photo_eval(_clf)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def weight_grid_agreement(model: str, eval_key: str, bits: int, per_channel: bool, _clf, _evals, _ref) -> float:
+    """Agreement with FP32's answers ``_ref`` on ``_evals`` with only the weights on the ``bits``
+    grid (activations FP32, on the CPU): how much of INT8's disagreement the weights' rounding
+    alone explains."""
+    from core import quantization as qz
+
+    net = qz.fake_quantize(_clf.model, bits, per_channel=per_channel).to("cpu")
+    return float((qz.predict(net, _evals.x)[0] == np.asarray(_ref)).mean())
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -103,7 +131,7 @@ def resnet_sized():
 
     model = registry.for_inference(registry.build_architecture("resnet18"), "cpu")
     return Classifier.imagenet(model, registry.categories("resnet18"), name="resnet18-untrained",
-                               title="ResNet-18-sized CNN (untrained, same architecture)")
+                               title="ResNet-18 architecture (untrained weights)")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -115,17 +143,17 @@ def weight_sizes(model: str, _clf) -> dict:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def measure(model: str, weights: str, device: str, threads: int, cpu_bf16: bool, gpu_batch: int, eval_key: str,
-            _model, _calib, _evals, _progress=None):
-    """:func:`core.quantization.compare` in a TIMING slot; JobRefused/JobTimeout propagate
-    (and nothing is cached then)."""
+            dynamic: bool, _model, _calib, _evals, _progress=None):
+    """:func:`core.quantization.compare` in a TIMING slot (``dynamic``: also the dynamic INT8
+    row); JobRefused/JobTimeout propagate (and nothing is cached then)."""
     from core import quantization as qz
     from core.jobs import TIMING
 
     with TIMING.slot(session_id()) as deadline:
         return qz.compare(_model, calib=_calib, evals=_evals, threads=threads, device=device,
-                          cpu_bf16=True if cpu_bf16 else None, gpu_batch=gpu_batch, name=model, weights=weights,
-                          skip_failed_export=True,
-                          progress=_progress, deadline=deadline)
+                          cpu_bf16=True if cpu_bf16 else None, int8_dynamic=dynamic, gpu_batch=gpu_batch,
+                          name=model, weights=weights, skip_failed_export=True, progress=_progress,
+                          deadline=deadline)
 
 
 # --- charts (plain Vega-Lite dicts) -----------------------------------------------------------
@@ -194,3 +222,29 @@ def comparison_chart(rows: list[dict]) -> None:
                          "color": {"field": "precision", "type": "nominal", "title": None}},
             "width": 220}
     st.vega_lite_chart({"hconcat": [lat, size]}, width="content")
+
+
+def margin_chart(points: list[dict], edges) -> None:
+    """One dot per evaluation image at FP32's top-1 margin (p1 - p2), on a row for "kept" or
+    "changed" by INT8; dashed rules at the band edges of the table beside it."""
+    rng = np.random.default_rng(0)  # vertical jitter only, so overlapping dots stay visible
+    values = [{**p, "jitter": float(rng.uniform(-0.3, 0.3))} for p in points]
+    st.vega_lite_chart({
+        "layer": [
+            {"data": {"values": values},
+             "mark": {"type": "point", "filled": True, "size": 45, "opacity": 0.75},
+             "encoding": {
+                 "x": {"field": "margin", "type": "quantitative", "scale": {"domain": [0, 1]},
+                       "title": "FP32's top-1 margin over its runner-up (probability)"},
+                 "y": {"field": "INT8 static", "type": "nominal", "title": None, "sort": ["changed", "kept"]},
+                 "yOffset": {"field": "jitter", "type": "quantitative", "scale": {"domain": [-0.5, 0.5]}},
+                 "color": {"field": "INT8 static", "type": "nominal", "title": None,
+                           "scale": {"domain": ["kept", "changed"], "range": ["#90a4ae", "#c62828"]}},
+                 "tooltip": [{"field": "image"}, {"field": "FP32"}, {"field": "INT8"},
+                             {"field": "margin", "format": ".3f"}]}},
+            {"data": {"values": [{"edge": float(e)} for e in edges]},
+             "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#555"},
+             "encoding": {"x": {"field": "edge", "type": "quantitative"}}},
+        ],
+        "height": 130,
+    }, width="stretch")

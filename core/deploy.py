@@ -4,6 +4,7 @@ it, and see what a serving pipeline that pre-processes differently does to its a
 Used by the Deployment page (and, for the runtimes, by :mod:`core.frameworks`)::
 
     mistakes = preprocessing_mistakes(clf, rgb)        # correct pipeline vs common bugs
+    pipeline_agreement(clf, photos)                    # how often each bug changes the answer
     arts = export_artifacts(clf.model, x, device=dev)  # TorchScript + ONNX (bytes, loaded runtimes)
     report = measure(clf.model, arts, x, device=dev)   # max |diff|, top-1, p50/p95, images/s
 
@@ -59,10 +60,13 @@ class Pipeline:
 def pipelines(kind: str) -> tuple[Pipeline, ...]:
     """The correct pipeline first, then the mistakes that make sense for this classifier kind.
 
-    ImageNet (ResNet-18, 224 px): colour order, normalisation, crop instead of whole-image
-    resize, nearest-neighbour resampling, and the HWC->CHW reshape bug. Shapes CNN (runs at
-    the image's own size): colour order, normalisation, shrinking to its 64-px training-crop
-    size (what ``models.shapes_cnn.preprocess`` does) and the reshape bug."""
+    ImageNet (EfficientNet-Lite0, ResNet-18..., 224 px): colour order, normalisation, another
+    model's mean/std, crop instead of whole-image resize, nearest-neighbour resampling, and the
+    HWC->CHW reshape bug. Shapes CNN (runs at the image's own size): colour order,
+    normalisation, shrinking to its 64-px training-crop size (what
+    ``models.shapes_cnn.preprocess`` does) and the reshape bug. Every pipeline normalises with
+    the classifier's own ``mean``/``std`` (EfficientNet-Lite0: 0.5 / 0.5) except the mistakes
+    that are about exactly that."""
     common_first = (
         Pipeline(CORRECT, "Correct pipeline", "RGB, the training resize, /255, then (x − mean) / std."),
         Pipeline("bgr", "BGR instead of RGB", "Channels in OpenCV's order (cv2.imread/VideoCapture give BGR)."),
@@ -72,6 +76,10 @@ def pipelines(kind: str) -> tuple[Pipeline, ...]:
                        "HWC array turned into CHW with .reshape(3, H, W) instead of .permute(2, 0, 1).")
     if kind == "imagenet":
         return (*common_first,
+                Pipeline("stats", "Another model's mean/std",
+                         "Normalised with statistics copied from a different model's code: torchvision's ImageNet "
+                         "mean/std (0.485, 0.456, 0.406 / 0.229, 0.224, 0.225) for a network trained with "
+                         "0.5 / 0.5 such as EfficientNet-Lite0, or 0.5 / 0.5 for one trained with ImageNet's."),
                 Pipeline("crop", "Centre crop instead of whole-image resize",
                          "Short side to 256 then the central 224×224 (torchvision's evaluation recipe); "
                          "this app validated the model with the whole image squashed to 224×224."),
@@ -102,10 +110,24 @@ def _centre_crop(rgb: np.ndarray, resize_to: int = 256, crop: int = 224) -> np.n
     return out[top:top + crop, left:left + crop]
 
 
+OTHER_STATS = (0.5, 0.5, 0.5)  # what "stats" uses for a model trained with ImageNet's mean/std
+
+
+def wrong_stats(clf) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the "another model's mean/std" mistake: ImageNet's for a model trained
+    with other statistics (EfficientNet-Lite0's 0.5 / 0.5), 0.5 / 0.5 for one trained with ImageNet's."""
+    from core.classifier import IMAGENET_MEAN, IMAGENET_STD
+
+    if tuple(clf.mean) == tuple(IMAGENET_MEAN) and tuple(clf.std) == tuple(IMAGENET_STD):
+        return OTHER_STATS, OTHER_STATS
+    return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
+
 def model_input(clf, rgb: np.ndarray, key: str):
     """The (1, 3, H, W) float tensor the model receives from pipeline ``key`` for one RGB image.
 
-    ``CORRECT`` is exactly ``clf.tensor(rgb)``; each other key reproduces one serving bug."""
+    ``CORRECT`` is exactly ``clf.tensor(rgb)``, normalised with the classifier's own mean/std;
+    each other key reproduces one serving bug."""
     import cv2
     import torch
 
@@ -116,6 +138,10 @@ def model_input(clf, rgb: np.ndarray, key: str):
         return clf.tensor(np.ascontiguousarray(rgb[..., ::-1]))
     if key == "no_norm":
         return clf.unit(rgb)
+    if key == "stats":
+        mean, std = wrong_stats(clf)
+        unit = clf.unit(rgb)
+        return (unit - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     if key == "crop":
         return clf.normalise(_to_unit(_centre_crop(rgb, 256, clf.input_size or 224)))
     if key == "nearest":
@@ -211,6 +237,25 @@ def pipeline_accuracy(clf, images: list[np.ndarray], labels: list[int]) -> list[
     return [{"pipeline": titles[k], "accuracy": float((a == truth).mean()),
              "answer differs from correct pipeline": float((a != answers[CORRECT]).mean())}
             for k, a in answers.items()]
+
+
+def pipeline_agreement(clf, images: list[np.ndarray]) -> list[dict]:
+    """For unlabelled photos (any sizes): how often each pipeline gives the correct pipeline's
+    top-1, and the mean probability it leaves on that class (vs the correct pipeline's own)."""
+    import torch
+
+    from core.hooks import lock_for
+
+    device = next(clf.model.parameters()).device
+    probs = {}
+    with lock_for(clf.model), torch.inference_mode():
+        for p in pipelines(clf.kind):
+            x = torch.cat([model_input(clf, img, p.key) for img in images])
+            probs[p.key] = torch.softmax(clf.model(x.to(device)).float(), 1).cpu().numpy()
+    ref = probs[CORRECT].argmax(1)
+    rows = np.arange(len(images))
+    return [{"pipeline": p.title, "same answer as correct": float((probs[p.key].argmax(1) == ref).mean()),
+             "mean p(correct class)": float(probs[p.key][rows, ref].mean())} for p in pipelines(clf.kind)]
 
 
 # --- export ---------------------------------------------------------------------------
@@ -500,12 +545,15 @@ CHECKLIST: tuple[Concern, ...] = (
             "that every mistake changes the tensor.",
             (("core/classifier.py", "def tensor(self, rgb"),)),
     Concern("Model versioning and integrity", "You must know exactly which weights answered a request.",
-            "`models/registry.py` lists every model once with its file name; downloads go to a temporary "
-            "file and are renamed atomically, then checked against torchvision's hash prefix (a mismatch "
-            "deletes the file). The project's own checkpoints carry a format version and are retrained "
-            "when the header no longer matches (`models/checkpoints.py`).",
-            (("models/registry.py", "hash_prefix"), ("models/registry.py", "def atomic_path"),
-             ("models/registry.py", "ChecksumMismatch"), ("models/checkpoints.py", "self.header"))),
+            "`models/registry.py` lists every model once with its file name and pre-processing (mean, std, "
+            "input size); EfficientNet-Lite0's file, installed as a pip package, is checked against its "
+            "published SHA-256 before it is loaded; downloads go to a temporary file and are renamed "
+            "atomically, then checked against torchvision's hash prefix (a mismatch deletes the file). The "
+            "project's own checkpoints carry a format version and are retrained when the header no longer "
+            "matches (`models/checkpoints.py`).",
+            (("models/registry.py", "def sha256_of"), ("models/registry.py", "hash_prefix"),
+             ("models/registry.py", "def atomic_path"), ("models/registry.py", "ChecksumMismatch"),
+             ("models/checkpoints.py", "self.header"))),
     Concern("Safe model files", "A pickle is a program: loading one from a user runs their code.",
             "State dicts are loaded with `torch.load(..., weights_only=True)`; Ultralytics checkpoints "
             "(pickles) are only read from the registry's own file names, never uploaded. Users cannot "
@@ -530,9 +578,11 @@ CHECKLIST: tuple[Concern, ...] = (
             "(`core/hooks.py` `lock_for`), forward passes run under `torch.inference_mode`.",
             (("core/hooks.py", "def lock_for"),)),
     Concern("Fallbacks", "A missing dependency should degrade the service, not take it down.",
-            "Missing weights give a card that says how to fetch them and the page runs on the project's own "
-            "shapes models (`components/classifier.py`); a failed download is remembered for 5 minutes "
-            "instead of retried on every request (`components/models.py`).",
+            "The photo pages' classifier, EfficientNet-Lite0, is installed with the lab, never downloaded; "
+            "other weights that are missing give a card that says how to fetch them, and a page whose "
+            "classifier cannot load at all runs on the project's own shapes models (`components/classifier.py`); "
+            "a failed download is remembered for 5 minutes instead of retried on every request "
+            "(`components/models.py`).",
             (("components/classifier.py", "Offline demonstration"), ("components/models.py", "RETRY_AFTER_S = 300.0"))),
     Concern("Monitoring and health", "You cannot fix what you do not see: latency, errors, input drift.",
             "Only the basics: the Docker image has a `HEALTHCHECK` on Streamlit's health endpoint and runs as "

@@ -6,6 +6,10 @@ integer grid the weights are rounded to.
     cmp.rows                     # Row(variant, size_mb, p50, p95, speedup, agreement, accuracy, ...)
     cmp.to_rows()                # list of dicts for a CSV (core.tables.rows_csv)
     cmp.int8_onnx                # the statically quantized model file (bytes)
+    cmp.answers.by_margin(INT8_STATIC)   # agreement split by how decided FP32 was (top-1 - runner-up)
+
+    evals = photo_eval(clf)                  # 13 real photos x 10 label-preserving variants = 130 inputs
+    calib = imagenet_calibration(clf, 16)    # random crops of the photos, never an evaluation image
 
     q = symmetric_quantize(w, bits=8, per_channel=True)   # the INT8 grid, by hand (numpy)
     fake = fake_quantize(model, bits=4)                    # a COPY whose weights lie on a 4-bit grid
@@ -28,6 +32,9 @@ comparison is FP16/BF16, which :func:`compare` times there (device ``"cuda..."``
 * Speed-up is against PyTorch eager FP32 on the same device (the reference); ONNX Runtime
   FP32 is shown too, so the share of the gain that comes from the runtime itself is visible.
 * Agreement = top-1 equal to PyTorch FP32's on the evaluation images; accuracy needs labels.
+  :class:`Answers` keeps every image's FP32 answer, its margin over the runner-up and each
+  variant's top-1, so agreement can be split by how decided FP32 was: INT8 rounding moves
+  every logit a little, which can only swap two classes that were almost tied.
 
 torch, onnx and onnxruntime are imported inside the functions: importing this module is free.
 """
@@ -229,10 +236,17 @@ def error_table(weight: np.ndarray, bits: int) -> list[dict]:
     return rows
 
 
+DEAD_CHANNEL = 1e-4  # a channel whose largest |w| is below this share of the layer's largest is dead
+
+
 def narrowest_channel(weight: np.ndarray) -> int:
-    """The output channel with the smallest range: where one grid for the whole layer hurts most."""
+    """The output channel with the smallest range: where one grid for the whole layer hurts most.
+    Dead channels (all zero, or ~1e-8 as in a few of EfficientNet-Lite0's depthwise filters)
+    are skipped: they have nothing to round."""
     w = np.asarray(weight, dtype=np.float32)
-    return int(np.argmin(np.abs(w.reshape(len(w), -1)).max(axis=1)))
+    absmax = np.abs(w.reshape(len(w), -1)).max(axis=1)
+    alive = absmax >= DEAD_CHANNEL * absmax.max() if absmax.size and absmax.max() > 0 else np.ones(len(w), bool)
+    return int(np.flatnonzero(alive)[np.argmin(absmax[alive])])
 
 
 # --- evaluation data ---------------------------------------------------------------------
@@ -245,6 +259,7 @@ class EvalSet:
     x: np.ndarray  # (N, 3, H, W) float32
     labels: np.ndarray | None
     description: str
+    names: tuple[str, ...] = ()  # one per input where known ("chelsea · mirrored")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -279,6 +294,35 @@ def gallery_photos() -> list[np.ndarray]:
     return [load_sample(name).work for name, (_, file) in SAMPLES.items() if file is not None]
 
 
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")  # bundled with scikit-learn (sklearn.datasets.load_sample_images)
+
+
+def sklearn_photo(file: str) -> np.ndarray:
+    """One of scikit-learn's two bundled sample photos, RGB uint8 at the lab's working size
+    (read with Pillow from the package folder: importing sklearn is not needed)."""
+    import importlib.util
+
+    from PIL import Image
+
+    from core.imageio import WORK_LONG_SIDE, fit_long_side
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("scikit-learn is not installed (requirements.txt installs it)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "images" / file
+    with Image.open(path) as im:
+        return fit_long_side(np.asarray(im.convert("RGB")), WORK_LONG_SIDE)
+
+
+def sample_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, RGB uint8) of every real sample photo: scikit-image's (the gallery, the synthetic
+    scene left out) and scikit-learn's two. All bundled with the packages: nothing is downloaded."""
+    from core.images import SAMPLES, load_sample
+
+    photos = [(name, load_sample(name).work) for name, (_, file) in SAMPLES.items() if file is not None]
+    return photos + [(file.rsplit(".", 1)[0], sklearn_photo(file)) for file in SKLEARN_PHOTOS]
+
+
 def variants(rgb: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Simple, label-preserving changes of one photo: flip, crops, brightness, blur, rotation, grey."""
     import cv2
@@ -303,17 +347,47 @@ def variants(rgb: np.ndarray) -> list[tuple[str, np.ndarray]]:
             ("blurred", cv2.GaussianBlur(rgb, (0, 0), 1.5)), ("rotated 10°", rot), ("greyscale", grey)]
 
 
-def imagenet_eval(clf, active: np.ndarray | None = None) -> EvalSet:
-    """The gallery photos plus simple variants of the active image (no labels: agreement only)."""
-    photos = gallery_photos()
-    extra = [] if active is None else [img for _, img in variants(active)]
-    x = _as_input(clf, np.stack([clf.resize(p) for p in photos + extra]))
-    what = f"{len(photos)} gallery photos" + (f" + {len(extra)} variants of the active image" if extra else "")
-    return EvalSet(x, None, what)
+def _named_variants(photos: list[tuple[str, np.ndarray]]) -> tuple[list[str], list[np.ndarray]]:
+    names, images = [], []
+    for name, rgb in photos:
+        for what, img in variants(rgb):
+            names.append(f"{name} · {what}")
+            images.append(img)
+    return names, images
 
 
-def imagenet_calibration(clf, n: int = 8, *, seed: int = 0) -> np.ndarray:
-    """``n`` random crops (half to all of each side) of the gallery photos, seeded."""
+def photo_eval(clf) -> EvalSet:
+    """The real-photo evaluation set: every sample photo (:func:`sample_photos`) and its nine
+    :func:`variants` (mirrored, three crops, brighter, darker, blurred, rotated, greyscale),
+    13 x 10 = 130 inputs, named "photo · variant". No labels: agreement with FP32 only."""
+    photos = sample_photos()
+    names, images = _named_variants(photos)
+    x = _as_input(clf, np.stack([clf.resize(img) for img in images]))
+    what = (f"{len(x)} real photos: the {len(photos)} sample photos of scikit-image and scikit-learn, each also "
+            f"mirrored, cropped 3 ways, brightened, darkened, blurred, rotated and turned grey")
+    return EvalSet(x, None, what, tuple(names))
+
+
+def imagenet_eval(clf, active: np.ndarray | None = None, title: str = "active image") -> EvalSet:
+    """A small set for quick looks: the sample photos as they are, plus the variants of the
+    active image (no labels: agreement only)."""
+    photos = sample_photos()
+    names = [name for name, _ in photos]
+    images = [rgb for _, rgb in photos]
+    if active is not None:
+        more, extra = _named_variants([(title, active)])
+        names, images = names + more, images + extra
+    x = _as_input(clf, np.stack([clf.resize(img) for img in images]))
+    what = f"{len(photos)} sample photos" + (f" + {len(images) - len(photos)} variants of the active image"
+                                             if active is not None else "")
+    return EvalSet(x, None, what, tuple(names))
+
+
+def imagenet_calibration(clf, n: int = 16, *, seed: int = 0) -> np.ndarray:
+    """``n`` random crops (half to all of each side, anywhere) of the gallery photos, seeded:
+    never one of :func:`photo_eval`'s inputs (tested), though the scenes are the same. A
+    calibration set from other kinds of image (textures, the Moon) is worse: it sets the
+    activation ranges for pictures the model will not see."""
     rng = np.random.default_rng(seed)
     photos = gallery_photos()
     out = []
@@ -348,6 +422,79 @@ def predict(model, x: np.ndarray, *, device: str = "cpu", dtype=None, channels_l
             classes.append(top.indices.cpu().numpy())
             probs.append(top.values.cpu().numpy())
     return np.concatenate(classes), np.concatenate(probs)
+
+
+def confidence(model, x: np.ndarray, *, batch: int | None = None) -> tuple[np.ndarray, ...]:
+    """(top-1 class, its probability, runner-up class, its probability) of a torch model (CPU,
+    FP32) for every input, in batches: how decided each answer is."""
+    import torch
+
+    batch = batch or batch_size(x)
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).contiguous(memory_format=torch.channels_last)
+            top = torch.softmax(model(xb).float(), dim=1).topk(2, dim=1)
+            parts.append((top.indices.numpy(), top.values.numpy()))
+    idx, val = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return idx[:, 0], val[:, 0], idx[:, 1], val[:, 1]
+
+
+MARGIN_EDGES = (0.05, 0.2)  # bands of FP32's top-1 margin (p1 - p2): near tie, close, decided
+PHOTO_CALIBRATION = 16  # calibration crops for an ImageNet classifier (measured: 8, 16 or 32 agree within 4 points)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """FP32's answer on every evaluation image and each variant's top-1 there."""
+
+    names: tuple[str, ...]  # one per image ("" where unknown)
+    top1: np.ndarray  # FP32 (PyTorch eager, CPU) top-1 class
+    p1: np.ndarray  # its probability
+    runner_up: np.ndarray  # FP32's second class
+    p2: np.ndarray  # its probability
+    predictions: dict  # {variant: top-1 class per image}
+
+    @property
+    def margin(self) -> np.ndarray:
+        """How far FP32's top-1 is ahead of its runner-up, in probability (0: a tie)."""
+        return self.p1 - self.p2
+
+    def kept(self, variant: str) -> np.ndarray:
+        """True where ``variant`` gives FP32's top-1."""
+        return np.asarray(self.predictions[variant]) == self.top1
+
+    def flips(self, variant: str) -> list[int]:
+        """Indices of the images whose top-1 ``variant`` changed, nearest tie first."""
+        changed = np.flatnonzero(~self.kept(variant))
+        return [int(i) for i in changed[np.argsort(self.margin[changed], kind="stable")]]
+
+    def by_margin(self, variant: str, edges: Sequence[float] = MARGIN_EDGES) -> list[dict]:
+        """Agreement of ``variant`` with FP32 in bands of FP32's margin (p1 - p2), lowest first."""
+        bounds = [0.0, *edges, 1.0]
+        kept, margin = self.kept(variant), self.margin
+        rows = []
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            last = k == len(bounds) - 2
+            inside = (margin >= lo) & ((margin <= hi) if last else (margin < hi))
+            n = int(inside.sum())
+            band = f"≥ {lo:g}" if last and k else f"< {hi:g}" if k == 0 and not last else f"{lo:g} – {hi:g}"
+            rows.append({"band": band, "low": lo, "high": hi, "images": n, "kept": int(kept[inside].sum()),
+                         "agreement": float(kept[inside].mean()) if n else None})
+        return rows
+
+    def image_rows(self, categories: Sequence[str]) -> list[dict]:
+        """One row per image: FP32's answer, its margin, each variant's answer (for a CSV)."""
+        out = []
+        for i in range(len(self.top1)):
+            row = {"image": self.names[i] if i < len(self.names) else str(i),
+                   "fp32_top1": categories[int(self.top1[i])], "fp32_p1": round(float(self.p1[i]), 4),
+                   "fp32_runner_up": categories[int(self.runner_up[i])], "fp32_p2": round(float(self.p2[i]), 4),
+                   "fp32_margin": round(float(self.margin[i]), 4)}
+            for variant, pred in self.predictions.items():
+                row[variant] = categories[int(pred[i])]
+            out.append(row)
+        return out
 
 
 @dataclass(frozen=True)
@@ -431,6 +578,7 @@ class Comparison:
     int8_onnx: bytes = field(repr=False)
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    answers: Answers | None = field(default=None, repr=False)  # per image, where agreement was measured
 
     def row(self, variant: str) -> Row:
         for r in self.rows:
@@ -512,14 +660,16 @@ class _Reader:
         self.i = 0
 
 
-def quantize_onnx(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str, Path]:
+def quantize_onnx(fp32_path: Path, out_dir: Path, calib: np.ndarray, *, dynamic: bool = True) -> dict[str, Path]:
     """Pre-process (fold BatchNorm, infer shapes), then static (calibrated, QDQ, per-channel)
-    and dynamic INT8 quantization with ONNX Runtime. Returns {"pre", "static", "dynamic"} paths."""
+    and (unless ``dynamic`` is False) dynamic INT8 quantization with ONNX Runtime.
+    Returns {"pre", "static", "dynamic"} paths ("dynamic" only where made)."""
     import onnxruntime as ort
     from onnxruntime import quantization as oq
 
     from core.export import ExportError
 
+    make_dynamic = bool(dynamic)
     out_dir = Path(out_dir)
     pre = out_dir / "model_pre.onnx"
     with quiet(None):
@@ -533,10 +683,11 @@ def quantize_onnx(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str
             oq.quantize_static(str(pre), str(static), _Reader(calib, input_name), quant_format=oq.QuantFormat.QDQ,
                                per_channel=True, activation_type=oq.QuantType.QUInt8,
                                weight_type=oq.QuantType.QInt8, calibrate_method=oq.CalibrationMethod.MinMax)
-            oq.quantize_dynamic(str(pre), str(dynamic), weight_type=oq.QuantType.QInt8, per_channel=True)
+            if make_dynamic:
+                oq.quantize_dynamic(str(pre), str(dynamic), weight_type=oq.QuantType.QInt8, per_channel=True)
         except Exception as exc:
             raise ExportError(f"ONNX Runtime quantization failed: {type(exc).__name__}: {exc}") from exc
-    return {"pre": pre, "static": static, "dynamic": dynamic}
+    return {"pre": pre, "static": static, **({"dynamic": dynamic} if make_dynamic else {})}
 
 
 def first_lines(message: str, n: int = 3, limit: int = 600) -> str:
@@ -557,7 +708,8 @@ def cuda_name(device: str) -> str:
 
 def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: np.ndarray | None = None,
             threads: int | None = None, device: str = "cpu", repeats: int = 10, warmup: int = 2,
-            cpu_bf16: bool | None = None, int8: bool = True, skip_failed_export: bool = False, gpu_batch: int = 1,
+            cpu_bf16: bool | None = None, int8: bool = True, int8_dynamic: bool = True,
+            skip_failed_export: bool = False, gpu_batch: int = 1,
             name: str = "model", weights: str = "", cpu_name: str | None = None, progress: Progress | None = None,
             deadline=None) -> Comparison:
     """FP32 vs INT8 (static and dynamic, ONNX Runtime, CPU) vs BF16/FP16 (PyTorch) for ``model``.
@@ -572,10 +724,12 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
       timed on ``gpu_batch`` copies of the example (batch 1 leaves a big GPU idle: launch-bound).
     * ``cpu_bf16``: time BF16 on the CPU: None = only where the CPU has it natively; True = also
       emulated (labelled so); False = never.
-    * ``int8``: False skips the ONNX export and the ONNX Runtime rows (PyTorch rows only).
+    * ``int8``: False skips the ONNX export and the ONNX Runtime rows (PyTorch rows only);
+      ``int8_dynamic``: False leaves out the dynamic INT8 row alone.
       ``skip_failed_export``: where the export or the quantizer fails, go on without those rows
       (the reason becomes a note) instead of raising :class:`core.export.ExportError`.
     * ``deadline``: a core.jobs.Deadline, checked between steps.
+    With ``evals``, ``.answers`` holds every image's FP32 answer, margin and each variant's top-1.
     The shared ``model`` is copied (under its lock), never changed."""
     import torch
 
@@ -611,17 +765,21 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
     def timed(fn, dev="cpu"):
         return perf.time_call(fn, warmup=warmup, repeats=repeats, device=dev)
 
-    def agree(pred):
+    predictions: dict[str, np.ndarray] = {}
+
+    def agree(pred, variant: str):
         if evals is None:
             return None, None
+        predictions[variant] = pred
         return float((pred == ref).mean()), _accuracy(pred, evals.labels)
 
     with torch_threads(threads):
         step("PyTorch FP32: timing")
         with torch.inference_mode():
             fp32_t = timed(lambda: cpu_model(x1))
-        ref = predict(cpu_model, evals.x)[0] if evals is not None else None
-        a, acc = agree(ref) if ref is not None else (None, None)
+        first = confidence(cpu_model, evals.x) if evals is not None else None
+        ref = first[0] if first is not None else None
+        a, acc = agree(ref, EAGER_FP32) if ref is not None else (None, None)
         rows.append(Row(EAGER_FP32, "PyTorch", "FP32", cpu_label, state_dict_mb(cpu_model), fp32_t.p50,
                         fp32_t.p95, 1.0, a, acc, note="reference"))
 
@@ -629,7 +787,7 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
         if int8:
             try:
                 onnx_rows, int8_bytes = _onnx_rows(cpu_model, example, calib, evals, threads, cpu_label, fp32_t.p50,
-                                                   timed, step, agree)
+                                                   timed, step, agree, int8_dynamic)
                 rows.extend(onnx_rows)
             except ExportError as err:
                 if not skip_failed_export:
@@ -648,7 +806,7 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
             with torch.inference_mode():
                 t = timed(lambda: bf16(xb))
             pred = predict(bf16, evals.x, dtype=torch.bfloat16)[0] if evals is not None else None
-            a, acc = agree(pred) if pred is not None else (None, None)
+            a, acc = agree(pred, CPU_BF16) if pred is not None else (None, None)
             rows.append(Row(CPU_BF16, "PyTorch", "BF16", cpu_label, state_dict_mb(bf16), t.p50, t.p95,
                             fp32_t.p50 / t.p50, a, acc, note="native" if native else "EMULATED: no native BF16 here"))
             del bf16
@@ -667,13 +825,16 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
         notes.append(f"The machine was busy while measuring (load average {load:.1f} on {cpu_threads()} cores): "
                      "latencies include waiting for other work; with several threads PyTorch suffers most. "
                      "Measure again when it is quiet, or with 1 thread.")
+    answers = None
+    if first is not None:
+        answers = Answers(tuple(evals.names), first[0], first[1], first[2], first[3], predictions)
     report(1.0, "done")
     return Comparison(name, weights, tuple(example.shape), tuple(rows), threads,
                       evals.description if evals is not None else "", len(evals) if evals is not None else 0,
-                      len(calib), int8_bytes, tuple(notes), time.perf_counter() - t0)
+                      len(calib), int8_bytes, tuple(notes), time.perf_counter() - t0, answers)
 
 
-def _onnx_rows(cpu_model, example, calib, evals, threads, cpu_label, fp32_p50, timed, step, agree):
+def _onnx_rows(cpu_model, example, calib, evals, threads, cpu_label, fp32_p50, timed, step, agree, dynamic=True):
     """Export, quantize (static and dynamic), and time ONNX Runtime FP32 / INT8 on the CPU.
     Returns (rows, the static INT8 file's bytes)."""
     import torch
@@ -687,15 +848,17 @@ def _onnx_rows(cpu_model, example, calib, evals, threads, cpu_label, fp32_p50, t
         ex2 = torch.from_numpy(np.concatenate([example, example]))  # batch 2 keeps the batch dimension dynamic
         fp32_path = export.export_onnx(cpu_model, ex2, tmp / "model_fp32.onnx")
         step("quantizing to INT8 (calibrating on sample images)")
-        paths = quantize_onnx(fp32_path, tmp, calib)
+        paths = quantize_onnx(fp32_path, tmp, calib, dynamic=dynamic)
         int8_bytes = paths["static"].read_bytes()
         for variant, precision, path, note in (
                 (ORT_FP32, "FP32", fp32_path, "the runtime alone"),
                 (INT8_STATIC, "INT8 static", paths["static"],
                  f"QDQ, per-channel INT8 weights, UINT8 activations calibrated on {len(calib)} images"),
-                (INT8_DYNAMIC, "INT8 dynamic", paths["dynamic"],
+                (INT8_DYNAMIC, "INT8 dynamic", paths.get("dynamic"),
                  "INT8 weights; activation ranges computed per call (ConvInteger)")):
             step(f"{variant}: timing")
+            if path is None:
+                continue
             session = export.ort_session(path, threads=threads)
             t = timed(lambda s=session: export.ort_run(s, example))
             a = acc = None
@@ -703,7 +866,7 @@ def _onnx_rows(cpu_model, example, calib, evals, threads, cpu_label, fp32_p50, t
                 n = batch_size(evals.x)
                 pred = np.concatenate([export.ort_run(session, evals.x[i:i + n]).argmax(1)
                                        for i in range(0, len(evals), n)])
-                a, acc = agree(pred)
+                a, acc = agree(pred, variant)
             rows.append(Row(variant, "ONNX Runtime", precision, cpu_label, export.file_mb(path), t.p50, t.p95,
                             fp32_p50 / t.p50, a, acc, note=note))
             del session
@@ -753,7 +916,7 @@ def _gpu_rows(cpu_model, example, evals, device, batch, timed, step, agree) -> l
         base = base or t.p50
         pred = predict(net, evals.x, device=device, dtype=dtype, channels_last=channels_last)[0] \
             if evals is not None else None
-        a, acc = agree(pred) if pred is not None else (None, None)
+        a, acc = agree(pred, variant) if pred is not None else (None, None)
         rows.append(Row(variant, "PyTorch", precision, name, state_dict_mb(net), t.p50, t.p95, base / t.p50, a, acc,
                         peak_mb=peak, note="GPU reference" if variant == GPU_FP32 else "", batch=batch))
         del net, x

@@ -18,7 +18,8 @@ st.set_page_config(page_title="GPU acceleration · CV Interview Lab", page_icon=
 ctx = lab_sidebar()
 page_header("gpu-acceleration")
 
-MODEL = Param(default=ca.UNTRAINED, kind=str, choices=("subject", ca.UNTRAINED))
+MODEL = Param(default="subject", kind=str, choices=("subject", ca.UNTRAINED))  # the page's classifier
+MODEL_SHAPES = Param(default=ca.UNTRAINED, kind=str, choices=("subject", ca.UNTRAINED))  # the tiny shapes CNN
 REPEATS = Param(default=5, kind=int, lo=3, hi=30)
 CAP = Param(default=90, kind=int, lo=10, hi=240)
 
@@ -39,13 +40,17 @@ else:
 
 # --- the model ------------------------------------------------------------------------------
 choices = {"subject": subject.classifier.title}
-if subject.offline:
+if subject.classifier.name != "resnet18":
     choices[ca.UNTRAINED] = ca.UNTRAINED_TITLE
+    why = ("The tiny shapes CNN is over in microseconds, so overheads hide what batching, threads and GPUs do. "
+           if subject.offline else
+           f"{subject.classifier.title} is built for phones: few FLOPs, many depthwise and 1×1 convolutions that move "
+           "a lot of memory per FLOP. ResNet-18 is the heavier, plainer comparison, with several times its FLOPs "
+           "(see *FLOPs per image* below for each). ")
     model_key = st.radio("Model to time", list(choices), format_func=choices.get, horizontal=True,
-                         key=url.key("model", MODEL),
-                         help="The tiny shapes CNN is over in microseconds, so overheads hide what batching, threads "
-                              "and GPUs do. ResNet-18's architecture with untrained weights runs exactly as fast "
-                              "as the trained one: latency does not depend on the weight values.")
+                         key=url.key("model", MODEL_SHAPES if subject.offline else MODEL),
+                         help=why + "ResNet-18's architecture with untrained weights runs exactly as fast as the "
+                                    "trained one: latency does not depend on the weight values.")
 else:
     model_key = "subject"
 clf = subject.classifier if model_key == "subject" else ca.untrained_resnet18()
@@ -57,7 +62,8 @@ with st.spinner("Counting FLOPs and layer sizes…"):
 st.subheader("The model, before any timing")
 m = st.columns(5)
 m[0].metric("Model", clf.title if model_key == "subject" else "ResNet-18",
-            help="Untrained weights, same layers and FLOPs as the ImageNet model." if model_key != "subject" else None)
+            help=None if model_key == "subject" else
+            "Untrained weights, the same layers and FLOPs as the trained ImageNet ResNet-18.")
 m[1].metric("Parameters", f"{facts.parameters / 1e6:.2f} M" if facts.parameters > 1e5 else f"{facts.parameters:,}")
 m[2].metric("Weights (FP32)", f"{facts.weight_mb:.1f} MB")
 m[3].metric("FLOPs per image", f"{facts.flops_per_image / 1e9:.2f} G" if facts.flops_per_image > 1e8
@@ -122,7 +128,7 @@ else:
     report = ca.stored(key)
     if report is None:
         st.info(f"**Not measured yet for these settings.** Press *Measure*: it takes roughly "
-                f"{'10–40' if model_key != 'subject' else '5–15'} s here (capped at {cap} s).", icon="⏱️")
+                f"{'10–40' if clf.name.startswith('resnet') else '5–15'} s here (capped at {cap} s).", icon="⏱️")
 
 # --- the results ------------------------------------------------------------------------------
 if report is not None:

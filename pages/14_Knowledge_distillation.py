@@ -54,6 +54,12 @@ with right:
                    f"{len(clf.categories)} classes.")
     st.caption(" · ".join(f"T = {t:g}: {summary[t]['entropy_bits']:.2f} bits, {summary[t]['other_mass']:.1%} "
                           "on the other classes" for t in temps))
+if many:
+    tail = {r["T"]: r["probability"] for r in rows if r["class"].startswith("other ")}
+    st.caption(f"With {len(clf.categories)} classes, the {len(clf.categories) - 8} outside the top 8 hold "
+               f"{tail[1.0]:.1%} of the probability at T = 1 and {tail[T]:.1%} at T = {T:g}: a thousand small "
+               "probabilities add up quickly as T grows, so a student distilled at a high T learns mostly how "
+               "the teacher ranks the many unlikely classes.")
 if subject.truth is not None:
     st.caption(f"True class: **{subject.truth.name}**. The mass the teacher puts on the *other* shapes at a "
                "high T is the 'dark knowledge' a one-hot label throws away: which wrong answers are almost right.")
@@ -84,8 +90,10 @@ k[2].metric("Size in float32 (teacher → student)", f"{te['mb'] * 1000:.0f} →
 k[3].metric("FLOPs per 64-px crop (teacher → student)", f"{te['flops'] / 1e6:.1f} → {stu['flops'] / 1e6:.2f} M",
             f"{te['flops'] / stu['flops']:.1f}× fewer", delta_color="off")
 if clf.kind == "imagenet":
-    st.caption("The soft targets above come from ResNet-18 on your photo; the live training below distils the "
-               "shapes CNN into a smaller shapes CNN, which fits in a minute on this server.")
+    st.caption(f"The soft targets above come from {clf.title} on your photo: what such a teacher would hand a "
+               "student. Distilling an ImageNet network needs its 1.28 million training images and many GPU-hours, "
+               "so the live run below distils the "
+               "shapes CNN into a smaller shapes CNN instead, which fits in a minute on this server.")
 
 # --- 3. Train both students ---------------------------------------------------------------------
 st.subheader("3 · Train the student with and without the teacher")

@@ -34,8 +34,9 @@ with st.spinner("Running the classifier through every pre-processing pipeline…
     rows = cd.mistakes(clf.name, device, subject.digest, clf, subject.image)
 correct = rows[0]
 side = "×".join(map(str, correct.input_shape[-2:]))
-st.caption(f"**{clf.title}** on {subject.title} · network input {side} px · answer with the correct pipeline: "
-           f"**{correct.top_name}** ({correct.top_prob:.0%})"
+stats = "mean " + " / ".join(f"{v:g}" for v in clf.mean) + ", std " + " / ".join(f"{v:g}" for v in clf.std)
+st.caption(f"**{clf.title}** on {subject.title} · network input {side} px · normalised with its own {stats} · "
+           f"answer with the correct pipeline: **{correct.top_name}** ({correct.top_prob:.0%})"
            + (f" · true class: **{subject.truth.name}**" if subject.truth is not None else ""))
 
 st.subheader("Pre-processing parity: the silent production bug")
@@ -58,6 +59,18 @@ st.caption("Thumbnails: the tensor each pipeline produced, shown through the *co
 bgr = next(r for r in rows if r.key == "bgr")
 if bgr.max_input_change == 0:
     st.info("This image is grey, so swapping R and B changes nothing: try a colourful one.", icon="ℹ️")
+if clf.kind == "imagenet":
+    agree = cd.mistake_agreement(clf.name, device, clf)
+    st.markdown("**On the 13 sample photos** (scikit-image's and scikit-learn's), how often each pipeline keeps the "
+                "correct pipeline's answer:")
+    st.dataframe(agree, hide_index=True, width="stretch", column_config={
+        "same answer as correct": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        "mean p(correct class)": st.column_config.ProgressColumn(
+            min_value=0.0, max_value=1.0, format="percent",
+            help="Mean probability the pipeline gives the class the correct pipeline chose.")})
+    st.caption("No labels here: the correct pipeline's answer is the reference. A confident answer often survives a "
+               "bug with less confidence; a hesitant one flips. The mistakes are silent either way: nothing raises "
+               "an error.")
 if clf.kind == "shapes":
     acc = cd.mistake_accuracy(clf.name, device, cd.N_HELD_OUT, clf)
     st.markdown(f"**On {cd.N_HELD_OUT} held-out synthetic images with known classes**, each pipeline's accuracy:")
@@ -66,8 +79,9 @@ if clf.kind == "shapes":
         "answer differs from correct pipeline": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                                  format="percent")})
     st.caption("The shapes CNN was trained on shapes of random hues, so the order of the colour channels barely "
-               "matters to it (BGR keeps almost every answer); scale and normalisation matter a lot. For "
-               "ResNet-18, trained on natural photos, colour is part of what it learnt.")
+               "matters to it (BGR keeps almost every answer); scale and normalisation matter a lot. For an "
+               "ImageNet classifier such as EfficientNet-Lite0, trained on natural photos, colour is part of what "
+               "it learnt.")
 
 # --- export and measure (behind a button) -------------------------------------------------
 st.subheader("Export, check, time")
@@ -85,9 +99,9 @@ x = clf.tensor(subject.image)  # (1, 3, S, S): exactly what the correct pipeline
 key = (clf.name, device, subject.digest)
 report = cd.recall(key)
 if st.button("Export and measure", type="primary", key="dep.measure", disabled=report is not None,
-             help="Traces and exports the model (ResNet-18: ~5 s), compares logits, then times each runtime "
-                  "at batch 1, 8 and 16 (warm-up, then repeats; p50/p95). ResNet-18: about half a minute. "
-                  "One timing run at a time on the server."):
+             help="Traces and exports the model, compares logits, then times each runtime at batch 1, 8 and 16 "
+                  "(warm-up, then repeats; p50/p95): EfficientNet-Lite0 takes about half a minute on a small "
+                  "server. One timing run at a time on the server."):
     report = run_job(lambda bar: cd.export_and_measure(clf, x, device, ctx.device.name, bar))
     if report is not None:
         cd.remember(key, report)

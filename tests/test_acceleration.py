@@ -224,7 +224,7 @@ def test_page_offline_says_no_gpu_and_measures_on_the_button(trained_models, mon
     calls = []
     real = acc.run_all
     monkeypatch.setattr(acc, "run_all", lambda *a, **k: calls.append(k["batches"]) or real(*a, **k))
-    at = _page(shape="3", repeats="3", model="subject")
+    at = _page(shape="3", repeats="3", model="subject", clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
     if "cuda" not in available():
         assert any("No GPU on this server" in w.value for w in at.warning)

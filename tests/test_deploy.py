@@ -1,6 +1,7 @@
 """Deployment (Q46): the exported files compute what PyTorch computes, every pre-processing
 mistake really changes what the model receives, the production checklist's claims are in
-the code, and the page shows it all offline (shapes CNN) after its button."""
+the code, and the page shows it all with the shapes CNN (?clf=shapes-cnn) after its button
+(EfficientNet-Lite0 on a real photo: tests/test_photo_int8.py)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ def test_each_mistake_is_the_bug_it_claims(which, shapes_clf, resnet_clf, photo)
     assert torch.allclose(dp.model_input(clf, rgb, "bgr"), clf.normalise(unit[:, [2, 1, 0]]), atol=1e-6)
     # no normalisation: exactly the [0, 1] input
     assert torch.equal(dp.model_input(clf, rgb, "no_norm"), unit)
+    if which == "imagenet":  # another model's statistics: 0.5 / 0.5 for this one, trained with ImageNet's
+        assert dp.wrong_stats(clf) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        assert torch.allclose(dp.model_input(clf, rgb, "stats"), unit * 2 - 1, atol=1e-6)
     # reshape instead of permute: the same values, scrambled (a permutation, not a new image)
     scrambled = dp.model_input(clf, rgb, "reshape")
     mean, std = torch.tensor(clf.mean).view(1, 3, 1, 1), torch.tensor(clf.std).view(1, 3, 1, 1)
@@ -277,10 +281,10 @@ def _table(at, column):
     raise AssertionError(f"no table with a '{column}' column")
 
 
-def test_page_offline_measures_and_matches(trained_models):
+def test_page_shapes_measures_and_matches(trained_models):
     from tests.test_pages import _page
 
-    at = _page(PAGE)
+    at = _page(PAGE, clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
     mistakes = _table(at, "max input change")
     assert list(mistakes["pipeline"])[0] == "Correct pipeline" and len(mistakes) == len(dp.pipelines("shapes"))
@@ -304,7 +308,7 @@ def test_page_refuses_a_second_timing_run(trained_models):
     from core.jobs import TIMING
     from tests.test_pages import _page
 
-    at = _page(PAGE, shape="8")
+    at = _page(PAGE, shape="8", clf="shapes-cnn")
     with TIMING.slot("someone-else"):
         at.button(key="dep.measure").click().run()
     assert not at.exception

@@ -3,7 +3,8 @@
 Pure functions first (hand-computed soft targets and KD loss), then the claim the page
 makes: at its default recipe, with a fixed seed, the student trained with the teacher's
 soft targets is not worse on held-out crops than the same student trained on labels alone,
-and both are far above chance (1/6). Then the page itself (AppTest, offline path)."""
+and both are far above chance (1/6). Then the page itself (AppTest, the shapes CNN chosen in the sidebar;
+EfficientNet-Lite0 on a real photo: tests/test_photo_int8.py)."""
 
 from __future__ import annotations
 
@@ -238,7 +239,7 @@ def test_kd_student_is_not_worse_than_the_plain_one_and_both_beat_chance(default
     assert len(text.splitlines()) == 1 + 2 * 15
 
 
-# --- the page (offline path: the shapes CNN on a synthetic shape) -------------------------------------
+# --- the page (?clf=shapes-cnn: the shapes CNN on a synthetic shape) -----------------------------------
 
 
 def _page(**query):
@@ -271,10 +272,10 @@ def _text(at) -> str:
     return "\n".join(parts)
 
 
-def test_page_shows_the_soft_targets_offline(trained_models):
-    at = _page(shape="3", T="8")
+def test_page_shows_the_soft_targets_of_the_shapes_cnn(trained_models):
+    at = _page(shape="3", T="8", clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
-    assert "Offline demonstration" in _text(at)
+    assert "🧠 Model: **Shapes CNN" in _text(at) and "Offline demonstration" not in _text(at)
     assert at.slider(key="kd.T").value == 8.0
     charts = _charts(at)
     assert len(charts) == 1 and "softmax(z / T)" in charts[0][0]  # the soft-target bars (training has not run)
@@ -302,7 +303,7 @@ def test_page_trains_both_students_on_a_button(trained_models):
     from components import distill as cd
 
     cd.run_compare.clear()
-    at = _page(shape="4", n="200", epochs="2", width="2")
+    at = _page(shape="4", n="200", epochs="2", width="2", clf="shapes-cnn")
     at.button(key="kd.train").click().run()
     assert not at.exception, [e.value for e in at.exception]
     charts = _charts(at)
@@ -321,7 +322,7 @@ def test_page_times_teacher_and_student_on_a_button(trained_models):
     from components import distill as cd
 
     cd.run_latency.clear()
-    at = _page(shape="4", width="2")
+    at = _page(shape="4", width="2", clf="shapes-cnn")
     assert "Press the button to time" in _text(at)
     at.button(key="kd.time").click().run()
     assert not at.exception, [e.value for e in at.exception]

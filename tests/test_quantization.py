@@ -217,18 +217,27 @@ def test_resnet18_int8_is_about_four_times_smaller():
     assert len(cmp.int8_onnx) / 1e6 == pytest.approx(int8.size_mb)
 
 
-def test_imagenet_evaluation_set_is_the_gallery_plus_variants():
+def test_imagenet_evaluation_set_is_the_sample_photos_plus_variants():
+    """The bit-width curve's small set (the INT8 measurement's 130 photos: tests/test_photo_int8.py)."""
     from core.classifier import Classifier
     from core.images import SAMPLES, load_sample
     from models import registry
 
     clf = Classifier.imagenet(registry.build_architecture("resnet18"), registry.categories("resnet18"))
     active = load_sample("chelsea").work
-    evals = qz.imagenet_eval(clf, active)
-    n_photos = sum(1 for _, f in SAMPLES.values() if f is not None)
+    evals = qz.imagenet_eval(clf, active, "Chelsea")
+    n_photos = sum(1 for _, f in SAMPLES.values() if f is not None) + len(qz.SKLEARN_PHOTOS)
     assert evals.x.shape == (n_photos + len(qz.variants(active)), 3, 224, 224)
-    assert evals.labels is None
+    assert evals.labels is None and len(evals.names) == len(evals)
+    assert evals.names[n_photos] == "Chelsea · original" and evals.names[n_photos - 1] == "flower"
     np.testing.assert_allclose(evals.x[n_photos], clf.tensor(active)[0].numpy(), atol=1e-6)  # the original first
+
+
+def test_narrowest_channel_skips_dead_filters():
+    w = np.stack([np.zeros((1, 3, 3)), np.full((1, 3, 3), 1e-8), np.full((1, 3, 3), 0.01),
+                  np.full((1, 3, 3), 0.5)]).astype(np.float32)
+    assert qz.narrowest_channel(w) == 2  # not the all-zero nor the ~1e-8 one (as in EfficientNet-Lite0)
+    assert qz.narrowest_channel(np.zeros((3, 4), np.float32)) == 0
 
 
 # --- GPU ----------------------------------------------------------------------------------------
@@ -257,12 +266,13 @@ def _df_rows(frame) -> list[dict]:
     return frame.to_dict("records")
 
 
-def test_page_offline_curve_slider_and_measurement(trained_models):
+def test_page_shapes_curve_slider_and_measurement(trained_models):
+    """The shapes CNN (sidebar choice, ?clf=shapes-cnn): labelled crops, so accuracy too."""
     from tests.test_pages import _page
 
-    at = _page(PAGE)
+    at = _page(PAGE, clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Offline demonstration" in i.value for i in at.info)
+    assert any(c.value.startswith("🧠 Model: **Shapes CNN") for c in at.caption)
     metric = {m.label: m.value for m in at.metric}
     assert metric["Agreement at 8 bits"].endswith("%")
     at.slider(key="quant.bits").set_value(2).run()
@@ -271,7 +281,7 @@ def test_page_offline_curve_slider_and_measurement(trained_models):
     assert float(metric2["Agreement at 2 bits"].rstrip("%")) < float(metric["Agreement at 8 bits"].rstrip("%"))
     assert at.query_params["bits"] in ("2", ["2"])
     at.radio(key="quant.threads").set_value(1).run()
-    at.checkbox(key="quant.big").uncheck().run()  # the ResNet-18-sized export has its own test
+    at.checkbox(key="quant.big").uncheck().run()  # the ResNet-18 architecture's export has its own test
     at.button(key="quant.measure").click().run()
     assert not at.exception, [e.value for e in at.exception]
     tables = [_df_rows(d.value) for d in at.dataframe if "variant" in d.value.columns]
@@ -279,14 +289,16 @@ def test_page_offline_curve_slider_and_measurement(trained_models):
     by_variant = {r["variant"]: r for r in tables[0]}
     assert by_variant[qz.INT8_STATIC]["size (MB)"] < by_variant[qz.EAGER_FP32]["size (MB)"]
     assert by_variant[qz.INT8_STATIC]["agreement"] >= 0.95
+    assert by_variant[qz.INT8_DYNAMIC]["size (MB)"] < by_variant[qz.EAGER_FP32]["size (MB)"]  # on by default
     assert any("INT8 agreement" in m.label for m in at.metric)
+    bands = next(d.value for d in at.dataframe if "kept by INT8" in d.value.columns)
+    assert bands["images"].sum() == 400  # every held-out crop in one band of FP32's margin
 
 
 @pytest.mark.real_weights
 def test_page_with_real_resnet18_int8_agrees(real_weights):
-    """With ImageNet weights the page quantizes ResNet-18 itself, evaluated on the gallery photos and
-    variants of the active photo: INT8 is >= 3.8x smaller and agrees with FP32 on >= 90 % of them
-    (the benchmark's 95 % bar is measured by the lead on more images)."""
+    """With ImageNet weights (?clf=resnet18) the page quantizes ResNet-18 itself, evaluated on the 130
+    real photos: INT8 is >= 3.8x smaller and agrees with FP32 on >= 90 % of them."""
     real_weights("resnet18")
     from components import classifier as cc
     from components import quantization as cq
@@ -296,9 +308,10 @@ def test_page_with_real_resnet18_int8_agrees(real_weights):
     for cache in caches:
         cache.clear()
     try:
-        at = _page(PAGE, img="chelsea")
+        at = _page(PAGE, img="chelsea", clf="resnet18")
         assert not at.exception, [e.value for e in at.exception]
         assert not any("Offline demonstration" in i.value for i in at.info)
+        assert "quant.big" not in {c.key for c in at.checkbox}  # no untrained ResNet-18 beside the real one
         at.radio(key="quant.threads").set_value(1).run()
         at.button(key="quant.measure").click().run()
         assert not at.exception, [e.value for e in at.exception]
