@@ -36,12 +36,17 @@ def draws(source: tuple, settings: tuple, seed: int, _sample) -> dict:
 def stability(model: str, device: str, digest: str, settings: tuple, seed: int, _clf, _image) -> dict:
     """Probabilities of the classifier on the image and on each of its augmented draws."""
     from core import augment as aug
+    from core.acceleration import num_threads
 
     clf = _clf
     sample = aug.plain_sample(_image)
     out = aug.augment(sample, settings, seed=seed)
-    base = clf.probs(sample.image)
-    probs = np.stack([clf.probs(d.image) for d in out])  # one at a time: draws of a photo may differ in shape
+    with num_threads(1):  # two threads spin-wait on each other on a busy 2-core server (3x slower there)
+        base = clf.probs(sample.image)
+        if clf.input_size:  # every draw resized to the network's square input: one batched pass
+            probs = clf.probs(np.stack([clf.resize(d.image) for d in out]))
+        else:  # the shapes CNN runs at each draw's own size, which may differ: one at a time
+            probs = np.stack([clf.probs(d.image) for d in out])
     summary = aug.stability(base, probs, clf.categories)
     return summary | {"images": [d.image for d in out], "image": sample.image}
 

@@ -1,6 +1,6 @@
-"""Cached pieces of the Embeddings and retrieval page: the backbone, the gallery (sample photos,
-uploads, synthetic shapes), its embeddings per (backbone, gallery digest), the 2-D maps and
-the charts.
+"""Cached pieces of the Embeddings and retrieval page: the backbone (the sidebar's classifier:
+EfficientNet-Lite0 by default), the gallery (sample photos, uploads, synthetic shapes), its
+embeddings per (backbone, gallery digest), the 2-D maps and the charts.
 
 Moving k, the layer, the pooling or the query never re-embeds the gallery: :func:`embeddings`
 returns every layer and both poolings from one pass, cached by the gallery's digest."""
@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from components import models as cm
-from components.classifier import IMAGENET_MODEL, SHAPES_MODEL, classifier
+from components.classifier import SHAPES_MODEL, SHORT, choose_model, classifier, model_caption
 from components.ui import weights_missing
 
 MAX_UPLOADS = 24
@@ -32,20 +32,33 @@ class Item:
 
 
 def backbone(ctx):
-    """ResNet-18 (ImageNet) when its weights are here; otherwise the notice and the shapes CNN."""
+    """The sidebar's classifier as the embedding network: EfficientNet-Lite0 (installed with the
+    lab) unless ResNet-18 or MobileNetV3 is chosen there, or the shapes CNN as an explicit choice
+    (it was trained on the six synthetic shapes, so it shows what a network trained for the
+    gallery's own classes retrieves). A caption names the model."""
     device = ctx.device.torch_device
-    err = cm.check_available(IMAGENET_MODEL)
-    if err is None:
-        with st.spinner("Loading ResNet-18…"):
-            return classifier(IMAGENET_MODEL, device)
-    weights_missing(err)
-    st.info("**Offline demonstration.** ResNet-18's ImageNet weights are not on this server, so the "
-            "embeddings come from the small shapes CNN this project trains itself (its blocks 1–4, at 64 px). "
-            "It knows only six synthetic shapes: on the shapes it retrieves by class, on photos it still gives "
-            "vectors, but they mean little. With the weights in place the same page runs ResNet-18 on every image.",
-            icon="🧪")
+    name = choose_model(shapes=True)
+    query = f"{ctx.image.title} (query) and the gallery below"
+    if name != SHAPES_MODEL:
+        err = cm.check_available(name)
+        if err is None:
+            with st.spinner(f"Loading {SHORT[name]}…"):
+                clf = classifier(name, device)
+            model_caption(clf, query)
+            return clf
+        weights_missing(err)
+        st.info(f"**Offline demonstration.** {SHORT[name]} "
+                "cannot be loaded on this server, so the embeddings come from the small shapes CNN this project "
+                "trains itself (its blocks 1–4, at 64 px).", icon="🧪")
+    else:
+        st.info("**Shapes CNN chosen in the sidebar.** This small network was trained here on the six synthetic "
+                "shapes, at 64 px: on the shapes it retrieves by class far better than an ImageNet network (switch "
+                "the Classifier back and compare section 4); on photos it still gives vectors, but they mean little.",
+                icon="🔷")
     cm.ensure_trained(SHAPES_MODEL)
-    return classifier(SHAPES_MODEL, device)
+    clf = classifier(SHAPES_MODEL, device)
+    model_caption(clf, query)
+    return clf
 
 
 def _item(image, *, name: str, label: str, source: str) -> Item:

@@ -2,11 +2,13 @@
 
 * :func:`backbone` - the shapes-pretext network (trained on circle/square/triangle), shared.
 * :func:`samples` / :func:`pretext_view` - source and target crops, and what the source
-  network answers on one target crop or on the active photo (cheap, cached).
+  network answers on one target crop or on the active photo (cheap, cached);
+  :func:`imagenet_top` - what the ImageNet backbone's own head says on the active photo.
 * :func:`run_sweep` - the three regimes at several shot counts (:func:`core.transfer.sweep`),
   in a :data:`core.jobs.TRAINING` slot, cached per settings (plain data).
 * :func:`run_uploads` - leave-one-out heads on the user's own images, frozen features
-  (ResNet-18 or shapes-pretext) next to raw pixels, in the same gate.
+  (an ImageNet classifier: EfficientNet-Lite0 by default; shapes-pretext where none loads)
+  next to raw pixels, in the same gate.
 """
 
 from __future__ import annotations
@@ -90,24 +92,21 @@ def run_sweep(shots: tuple[int, ...], steps: int, seed: int, _progress=None) -> 
         return tl.sweep(recipe, net, progress=_progress, deadline=deadline, data=data)
 
 
-def _resnet_features(images: list[np.ndarray], device: str, tick) -> np.ndarray:
-    """ResNet-18's 512 pooled ImageNet features per image (the shared model, under its lock)."""
-    import torch
-
+@st.cache_data(max_entries=16, show_spinner=False)
+def imagenet_top(name: str, device: str, digest: str, _rgb: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+    """The ImageNet classifier ``name``'s ``k`` most probable classes on the active photo (``digest``)."""
     from components.classifier import classifier
-    from core.hooks import lock_for
 
-    clf = classifier("resnet18", device)
-    model = clf.model
-    trunk = torch.nn.Sequential(*list(model.children())[:-1])  # everything but the ImageNet fc layer
-    dev = next(model.parameters()).device
-    out = []
-    with lock_for(model), torch.inference_mode():
-        for i in range(0, len(images), 8):
-            tick()
-            out.append(trunk(clf.tensor(np.stack([clf.resize(im) for im in images[i:i + 8]])).to(dev))
-                       .flatten(1).float().cpu())
-    return torch.cat(out).numpy()
+    clf = classifier(name, device)
+    return [(p.name, p.probability) for p in clf.top(clf.probs(_rgb), k)]
+
+
+def _imagenet_features(name: str, images: list[np.ndarray], device: str, tick) -> np.ndarray:
+    """The registered ImageNet classifier ``name``'s pooled last-stage features per image (the
+    shared cached model, under its lock): :func:`core.transfer.pooled_features`."""
+    from components.classifier import classifier
+
+    return tl.pooled_features(classifier(name, device), images, tick=tick)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -115,7 +114,8 @@ def run_uploads(kind: str, device: str, key: tuple, labels: tuple[int, ...], num
                 _images: list, _progress=None) -> dict:
     """Leave-one-out predictions of a linear head on frozen features and on raw pixels.
 
-    ``key`` (the images' digests) identifies ``_images``; ``kind`` is "resnet18" or "shapes"."""
+    ``key`` (the images' digests) identifies ``_images``; ``kind`` is a registered ImageNet
+    classifier ("efficientnet_lite0", "resnet18", ...) or "shapes" (the shapes-pretext backbone)."""
     import time
 
     from core.jobs import TRAINING
@@ -133,10 +133,10 @@ def run_uploads(kind: str, device: str, key: tuple, labels: tuple[int, ...], num
 
         t0 = time.perf_counter()
         tick(0.0, "computing frozen features")
-        if kind == "resnet18":
-            feats = _resnet_features(_images, device, lambda: tick(0.1, "ResNet-18 features"))
-        else:
+        if kind == "shapes":
             feats = tl.shapes_features(backbone(), _images)
+        else:
+            feats = _imagenet_features(kind, _images, device, lambda: tick(0.1, "frozen ImageNet features"))
         t_feat = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred_f = tl.loo_predictions(feats, y, num_classes, tick=lambda: tick(0.4, "leave-one-out heads on features"))
@@ -172,14 +172,14 @@ def accuracy_lines(rows: list[dict], chance: float) -> None:
     }, width="stretch")
 
 
-def probability_bars(names: list[str], probs: list[float]) -> None:
+def probability_bars(names: list[str], probs: list[float], title: str = "source network's softmax") -> None:
     st.vega_lite_chart({
         "data": {"values": [{"class": n, "probability": p} for n, p in zip(names, probs)]},
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "y": {"field": "class", "type": "nominal", "title": None, "sort": None},
             "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
-                  "axis": {"format": "%"}, "title": "source network's softmax"},
+                  "axis": {"format": "%"}, "title": title},
         },
         "height": {"step": 22},
     }, width="stretch")

@@ -1,18 +1,21 @@
 """Image embeddings and similarity search: pure functions behind the Embeddings page.
 
-    feats = embed(clf, images)["avg"]             # {"layer1": (N, C1), ..., "raw pixels": (N, 768)}
-    feats["layer4"]                               # global-average-pooled, L2-normalised rows
-    idx, sims = cosine_top_k(q, feats["layer4"], k=5, exclude=3)
-    precision_at_k(feats["layer4"], labels, k=5)  # leave-one-out: share of the k neighbours with the same label
-    xy = project(feats["layer4"], "t-SNE", seed=0)  # (N, 2) map, seeded
+    feats = embed(clf, images)["avg"]             # {"stage1": (N, 16), ..., "head": (N, 1280), "raw pixels": (N, 768)}
+    feats["head"]                                 # global-average-pooled, L2-normalised rows
+    idx, sims = cosine_top_k(q, feats["head"], k=5, exclude=3)
+    precision_at_k(feats["head"], labels, k=5)    # leave-one-out: share of the k neighbours with the same label
+    xy = project(feats["head"], "t-SNE", seed=0)  # (N, 2) map, seeded
 
 An embedding here is what a pretrained CNN computes before its classifier: the output of one
-stage (ResNet-18 ``layer1``..``layer4`` or the shapes CNN's ``block1``..``block4``), averaged
-over all positions (global average pooling; or the maximum, global max pooling, which is what
-the shapes CNN's own head uses) into one vector per image, then scaled to length 1, so that the dot product of two embeddings is their cosine similarity. The layers are read
-with forward hooks (:class:`core.hooks.capture`, which holds the shared model's lock and
-removes the hooks on exit). ``RAW`` ("raw pixels") is the baseline: the image shrunk to
-16 x 16, minus its own mean, L2-normalised (a correlation of thumbnails).
+stage (EfficientNet-Lite0's ``stage1``..``stage7`` and ``head``, ResNet-18's ``layer1``..``layer4``
+or the shapes CNN's ``block1``..``block4``: every stage :func:`core.classifier.anatomy` names but
+the first convolution), averaged over all positions (global average pooling, what the ImageNet
+networks' own heads do; or the maximum, global max pooling, which is what the shapes CNN's head
+uses) into one vector per image, then scaled to length 1, so that the dot product of two
+embeddings is their cosine similarity. The layers are read with forward hooks
+(:class:`core.hooks.capture`, which holds the shared model's lock and removes the hooks on
+exit). ``RAW`` ("raw pixels") is the baseline: the image shrunk to 16 x 16, minus its own mean,
+L2-normalised (a correlation of thumbnails).
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ def _quiet(*_a, **_k) -> None:
 
 
 def embedding_layers(clf) -> tuple[str, ...]:
-    """The pooled stages of ``clf`` (a core.classifier.Classifier), input side first."""
-    return tuple(name for name in clf.layers if name.startswith(("layer", "block")))
+    """The pooled stages of ``clf`` (a core.classifier.Classifier), input side first: all its
+    named layers but the first convolution (EfficientNet: stage1..stage7, head; ResNet:
+    layer1..layer4; shapes CNN: block1..block4)."""
+    return tuple(name for name in clf.layers if name != clf.first_conv)
 
 
 def input_side(clf) -> int:
-    """Square side every image is resized to before the network (ResNet: 224, shapes CNN: 64)."""
+    """Square side every image is resized to before the network (ImageNet models: 224, shapes CNN: 64)."""
     return clf.input_size or SHAPES_SIDE
 
 
@@ -74,7 +79,8 @@ POOL_NAMES = {"avg": "global average pool", "max": "global max pool"}
 
 
 def head_pool(clf) -> str:
-    """The pooling the network's own classifier head uses: ResNet averages, the shapes CNN takes the max."""
+    """The pooling the network's own classifier head uses: the ImageNet models (EfficientNet,
+    ResNet, MobileNet) average, the shapes CNN takes the max."""
     return "max" if clf.kind == "shapes" else "avg"
 
 
@@ -83,9 +89,13 @@ def embed(clf, images: Sequence[np.ndarray], *, pools: Sequence[str] = POOLS, la
     """{pool: {layer: (N, C) float32 unit rows, ..., RAW: (N, 768)}} for every pooled stage of
     ``clf`` and every pooling in ``pools`` ("avg": mean over positions, "max": maximum).
 
-    One forward pass per batch records all the layers at once (hooks under the model's lock)."""
+    One forward pass per batch records all the layers at once (hooks under the model's lock),
+    with one CPU thread: on the shared 2-core server two threads spin-wait on each other
+    (measured while it was busy: 59 images with EfficientNet-Lite0 in 12-13 s with two threads,
+    3.7-4.1 s with one)."""
     import torch
 
+    from core.acceleration import num_threads
     from core.hooks import capture
 
     layers = tuple(layers or embedding_layers(clf))
@@ -100,7 +110,8 @@ def embed(clf, images: Sequence[np.ndarray], *, pools: Sequence[str] = POOLS, la
     for start in range(0, n, batch):
         chunk = np.stack([_square(img, side) for img in images[start:start + batch]])
         x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float().div(255.0).to(device)
-        with capture(clf.model, {name: clf.layers[name] for name in layers}) as seen, torch.inference_mode():
+        with capture(clf.model, {name: clf.layers[name] for name in layers}) as seen, torch.inference_mode(), \
+                num_threads(1):
             clf.model(clf.normalise(x))
             for name in layers:
                 maps = seen.activations[name].float()

@@ -1,6 +1,6 @@
 """Transfer learning, measured: a pretrained backbone reused on a new task with few labels.
 
-The offline "pretrained" backbone is the project's own ``shapes-pretext`` network
+The sweep's "pretrained" backbone is the project's own ``shapes-pretext`` network
 (``models.shapes_pretext``): a ShapesNet trained only on circles, squares and triangles. The
 *target* task is the three shapes it never saw (star, hexagon, cross). With K labelled crops
 per target class, three regimes are trained with the same seed, data, batch order, number of
@@ -18,7 +18,9 @@ steps and the same freshly initialised 3-way head::
 
 Accuracy is measured on a fixed held-out set of target crops drawn from a seed no training
 set uses. For the user's own images (2-5 classes) :func:`loo_predictions` trains a linear head
-on frozen features with leave-one-out, next to the same head on raw pixels.
+on frozen features with leave-one-out, next to the same head on raw pixels; the features are
+an ImageNet classifier's (:func:`pooled_features`: EfficientNet-Lite0 by default) or, where
+none can be loaded, the shapes-pretext backbone's (:func:`shapes_features`).
 
 No Streamlit here; torch is imported inside functions.
 """
@@ -313,6 +315,31 @@ def shapes_features(backbone, images: list[np.ndarray]) -> np.ndarray:
     from models.shapes_cnn import preprocess
 
     return embed(backbone, preprocess(np.stack([_square(im, 64) for im in images]))).numpy()
+
+
+def pooled_features(clf, images: list[np.ndarray], *, batch: int = 8,
+                    tick: Callable[[], None] = lambda: None) -> np.ndarray:
+    """Frozen ImageNet features (N, C) from ``clf`` (a core.classifier.Classifier): its last stage
+    (``clf.cam_layer``: EfficientNet's ``head``, 1280 channels; ResNet's ``layer4``, 512) averaged
+    over all positions, which is the vector its own classifier layer reads. Each image is
+    resized whole to the network's input size; the shared model runs under its lock (hooks), with
+    one CPU thread (two spin-wait on each other on a busy 2-core server: see core.embeddings.embed).
+    ``tick`` runs before every batch (progress, deadline)."""
+    import torch
+
+    from core.acceleration import num_threads
+    from core.hooks import capture
+
+    device = next(clf.model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch):
+        tick()
+        x = clf.tensor(np.stack([clf.resize(im) for im in images[i:i + batch]])).to(device)
+        with capture(clf.model, {"last": clf.layers[clf.cam_layer]}) as seen, torch.inference_mode(), \
+                num_threads(1):
+            clf.model(x)
+            out.append(seen.activations["last"].float().mean(dim=(2, 3)).cpu())
+    return torch.cat(out).numpy()
 
 
 def _square(im: np.ndarray, side: int) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Transfer learning (Q3, Q18, Q48): a backbone trained on one task reused on another with a few
-labels - frozen + new head vs full fine-tuning vs from scratch, and the same on your own images."""
+labels - frozen + new head vs full fine-tuning vs from scratch on synthetic shapes, and frozen
+EfficientNet-Lite0 (ImageNet) features + a new head on your own images."""
 
 import streamlit as st
 
 from components import models as cm
 from components import transfer as ct
+from components.classifier import SHORT, choose_model, classifier, model_caption
 from components.sidebar import lab_sidebar
 from components.ui import page_header, run_job, train_button, weights_missing, what_to_notice
 from components.urlstate import UrlState
@@ -24,14 +26,16 @@ SEED = Param(default=0, kind=int, lo=0, hi=99)
 NCLS = Param(default=2, kind=int, lo=2, hi=5)
 
 url = UrlState("tl")
+model = choose_model(shapes=False)  # section 3's backbone: EfficientNet-Lite0 unless chosen otherwise
 cm.ensure_trained("shapes-pretext")
 metrics = ct.pretext_metrics()
 src_names, tgt_names = tl.class_names(tl.SOURCE_CLASSES), tl.class_names(tl.TARGET_CLASSES)
-st.info(f"**The 'pretrained' backbone on this page is one this project trained itself, on a different task.** "
-        f"Without internet there are no ImageNet weights, so the source task is telling **{', '.join(src_names)}** "
-        f"apart (registry model `shapes-pretext`, {metrics.get('n_train', 1500)} synthetic crops, "
-        f"{metrics.get('test_accuracy', float('nan')):.0%} held-out on its own task). The target task is "
-        f"**{', '.join(tgt_names)}**: shapes that network has never seen.", icon="🎓")
+st.info(f"**Sections 1 and 2 use a backbone this project trained itself, on a different task**: telling "
+        f"**{', '.join(src_names)}** apart (registry model `shapes-pretext`, {metrics.get('n_train', 1500)} synthetic "
+        f"crops, {metrics.get('test_accuracy', float('nan')):.0%} held-out on its own task). It is small enough to "
+        f"fine-tune and to train from scratch here in seconds. The target task is **{', '.join(tgt_names)}**: shapes "
+        f"that network has never seen. Section 3 uses **{SHORT[model]}**, pretrained on ImageNet, on your own "
+        "photos.", icon="🎓")
 
 # --- 1. Source task vs target task ---------------------------------------------------------------
 st.subheader("1 · Source task and target task")
@@ -123,18 +127,28 @@ else:
 
 # --- 3. Your own images --------------------------------------------------------------------------
 st.subheader("3 · Your own images")
-err = cm.check_available("resnet18")
+err = cm.check_available(model)
 if err is None:
-    kind, bname = "resnet18", "ResNet-18 (ImageNet)"
-    st.markdown("Backbone: **ResNet-18 pretrained on ImageNet**, frozen; its 512 pooled features feed a new linear "
-                "head. Full fine-tuning of ResNet-18 is not offered here: its 11 M parameters at 224 px take about "
-                "a second per forward-and-backward pass of a few photos on this server's 2 CPU cores, and "
-                "fine-tuning needs many passes - minutes, not seconds. With few images it would also overfit: "
-                "a frozen backbone + head is the right first choice anyway.")
+    kind, bname = model, SHORT[model]
+    with st.spinner(f"Loading {bname}…"):
+        clf = classifier(model, ctx.device.torch_device)
+        top = ct.imagenet_top(model, ctx.device.torch_device, ctx.image.digest, ctx.image.work)
+    model_caption(clf, ctx.image.title)
+    c_text, c_top = st.columns([3, 2])
+    c_text.markdown(f"Backbone: **{bname}**, frozen: its last stage, averaged over all positions (the vector its "
+                    "own ImageNet classifier reads), feeds a new linear head for your classes. Full fine-tuning is "
+                    "not offered here: every step would be a forward and backward pass through the whole network "
+                    "at 224 × 224 px, for many steps (minutes on a CPU, not seconds), and with a handful of images "
+                    "it would overfit. A frozen backbone and a new head is the right first choice anyway.")
+    with c_top:
+        st.markdown(f"**What its own ImageNet head says about your active image ({literal(ctx.image.title)})**")
+        ct.probability_bars([name for name, _ in top], [p for _, p in top], title="ImageNet softmax")
+        st.caption(f"Top {len(top)} of ImageNet's {len(clf.categories)} classes. For your classes this head is "
+                   "dropped; the numbers it reads are kept.")
 else:
     kind, bname = "shapes", "shapes-pretext (trained here on circles, squares, triangles)"
     weights_missing(err)
-    st.info("**Offline demonstration.** ResNet-18's ImageNet weights are not on this server, so your images go "
+    st.info("**Offline demonstration.** No ImageNet classifier can be loaded on this server, so your images go "
             "through the shapes backbone (squashed to 64 × 64 px). A network that has only ever seen flat "
             "synthetic shapes is a poor feature extractor for photos: expect it to do little better than raw "
             "pixels. That is itself the lesson - transfer works when the source data resembles the target data.")

@@ -1,6 +1,7 @@
 """Embeddings and retrieval (Q9, Q26): a gallery (sample photos, your uploads, synthetic shapes)
-embedded with a pretrained CNN's pooled features, the active image's nearest neighbours by cosine
-similarity, the gallery mapped to 2-D (PCA / t-SNE), and how the layer changes retrieval."""
+embedded with a pretrained CNN's pooled features (EfficientNet-Lite0 by default), the active
+image's nearest neighbours by cosine similarity, the gallery mapped to 2-D (PCA / t-SNE), and how
+the layer changes retrieval."""
 
 import numpy as np
 import streamlit as st
@@ -24,8 +25,11 @@ clf = ce.backbone(ctx)
 device = ctx.device.torch_device
 layer_names = list(em.embedding_layers(clf)) + [em.RAW]
 
-LAYER = Param(default=len(layer_names) - 2, kind=int, lo=0, hi=len(layer_names) - 1)
+LAYER = Param(default=len(layer_names) - 2, kind=int, lo=0, hi=len(layer_names) - 1)  # the last stage
 POOL = Param(default=em.head_pool(clf), kind=str, choices=em.POOLS)
+if st.session_state.get("emb.layers_of", clf.name) != clf.name:  # another backbone: its last stage, its pooling
+    st.session_state["emb.layer"], st.session_state["emb.pool"] = LAYER.default, POOL.default
+st.session_state["emb.layers_of"] = clf.name
 K = Param(default=5, kind=int, lo=1, hi=12)
 PER_CLASS = Param(default=8, kind=int, lo=2, hi=20)
 SEED = Param(default=0, kind=int, lo=0, hi=999)
@@ -70,7 +74,9 @@ bar.done()
 feats = feats_all[pool][layer]
 st.caption(f"{len(items)} images embedded with **{clf.title}** at {em.input_side(clf)}×{em.input_side(clf)} px · "
            f"**{layer}** → {feats.shape[1]}-dimensional vectors of length 1 "
-           + ("(pooling does not apply to raw pixels)." if layer == em.RAW else f"({em.POOL_NAMES[pool]})."))
+           + ("(pooling does not apply to raw pixels)." if layer == em.RAW else f"({em.POOL_NAMES[pool]}).")
+           + (" This is the vector the network's own classifier reads." if layer == layer_names[-2]
+              and pool == em.head_pool(clf) else ""))
 
 # --- the query ----------------------------------------------------------------------------
 active = f"Active image: {ctx.image.title}"

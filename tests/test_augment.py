@@ -1,7 +1,9 @@
 """Data augmentation: boxes and masks follow the image through torchvision.transforms.v2
 (checked by hand against flips and a 90-degree rotation), crops keep boxes inside, erasing
-touches only its rectangle, grids are seeded, MixUp/CutMix labels match their pixels, and a
-shapes CNN trained on few crops with augmentation beats the same one trained without."""
+touches only its rectangle, grids are seeded, MixUp/CutMix labels match their pixels, the
+stability figures on Chelsea are what EfficientNet-Lite0 (installed with the lab: never skipped)
+says on each draw and fall when the draws hide the cat, and a shapes CNN trained on few crops
+with augmentation beats the same one trained without."""
 
 from __future__ import annotations
 
@@ -171,6 +173,56 @@ def test_stability_by_hand():
     assert s["distinct"] == 3
 
 
+EFFICIENTNET = "efficientnet_lite0"
+CATS = range(281, 286)  # ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat
+MILD = (("hflip", 0.5), ("rotate", 10.0), ("jitter", 0.2))
+HEAVY = (("rotate", 90.0), ("erase", 0.4), ("cutout", 0.4))  # a black square of 40 % + random erasing + turns
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    from core.classifier import Classifier
+    from models import registry
+
+    spec = registry.get_spec(EFFICIENTNET)
+    model = registry.for_inference(registry.load_model(EFFICIENTNET))
+    return Classifier.imagenet(model, registry.categories(EFFICIENTNET), name=spec.name, title=spec.title,
+                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+
+
+def test_on_chelsea_mild_draws_keep_the_cat_and_heavy_occlusion_loses_it(efficientnet):
+    """The page's stability figures (components.augment.stability, the twelve seeded draws) on Chelsea.
+    Measured on grid seeds 0-4: mild draws keep a cat top-1 in 12 of 12 draws every time (agreement with
+    the un-augmented "Egyptian cat" 100 %, mean p(Egyptian cat) 0.75); the heavy occlusion keeps a cat in
+    2-5 of 12 (share 0.17-0.42, mean p(Egyptian cat) 0.11). The network is pretrained and the draws
+    seeded: only float rounding differs between CPUs. The test runs seed 0."""
+    from components import augment as ca
+    from core.images import load_sample
+
+    clf = efficientnet
+    image = load_sample("chelsea").work
+    ca.stability.clear()
+    try:
+        mild, heavy = (ca.stability(EFFICIENTNET, "cpu", "chelsea", aug.normalise_settings(settings), 0, clf, image)
+                       for settings in (MILD, HEAVY))
+    finally:
+        ca.stability.clear()
+    alone = [clf.top(clf.probs(im), 1)[0] for im in heavy["images"]]  # each draw shown, on its own
+    assert [r["top1"] for r in heavy["rows"]] == [t.name for t in alone]
+    assert [r["confidence"] for r in heavy["rows"]] == pytest.approx([t.probability for t in alone], abs=1e-4)
+    for s in (mild, heavy):
+        assert s["agreement"] == pytest.approx(np.mean([r["top1"] == s["base"] for r in s["rows"]]))
+        assert s["base"] == "Egyptian cat"
+
+    def cats(s) -> int:
+        return sum(clf.index_of(r["top1"]) in CATS for r in s["rows"])
+
+    assert cats(mild) == 12 and mild["agreement"] >= 11 / 12, (cats(mild), mild["agreement"])
+    assert cats(heavy) <= 6, [r["top1"] for r in heavy["rows"]]
+    assert mild["mean_p_base_class"] >= heavy["mean_p_base_class"] + 0.4, (mild["mean_p_base_class"],
+                                                                          heavy["mean_p_base_class"])
+
+
 # --- training with and without augmentation ----------------------------------------------------------
 
 
@@ -226,11 +278,11 @@ def _charts(at) -> list[tuple[str, list[dict]]]:
             for el in at.get("vega_lite_chart")]
 
 
-def test_page_shows_grid_mix_and_stability_offline(trained_models):
+def test_page_shows_grid_mix_and_stability_with_the_shapes_cnn(trained_models):
     at = _page(src="Synthetic shapes scene", scene="11", on_hflip="1", hflip="1", on_rotate="0", on_crop="0",
-               on_jitter="1", seed="3", mix="CutMix")
+               on_jitter="1", seed="3", mix="CutMix", clf="shapes-cnn")  # chosen in the sidebar: fast, 64 px
     assert not at.exception, [e.value for e in at.exception]
-    assert "Offline demonstration" in _text(at)
+    assert "Offline demonstration" not in _text(at) and "🧠 Model: **Shapes CNN" in _text(at)
     n = len(aug.scene_sample(11).labels)
     assert _metric(at, "Instances kept per draw") == f"{n}.0 of {n}"  # flips and jitter keep every shape
     assert _metric(at, "Box vs mask fit (mean IoU)") == "1.00"  # no rotation: boxes still hug the masks
@@ -278,14 +330,44 @@ def test_page_with_real_resnet18_on_the_photo(real_weights):
     for cache in caches:
         cache.clear()
     try:
-        at = _page(img="chelsea", on_rotate="0", on_crop="0", on_jitter="0", on_hflip="1", hflip="1")
+        at = _page(img="chelsea", on_rotate="0", on_crop="0", on_jitter="0", on_hflip="1", hflip="1", clf="resnet18")
         assert not at.exception, [e.value for e in at.exception]
         assert not any("Offline demonstration" in i.value for i in at.info)
+        assert "ResNet\\-18" in _text(at)
         assert "cat" in _metric(at, "Un-augmented prediction")
         assert _metric(at, "Draws that agree") == "100%"  # a mirrored cat is the same cat
     finally:
         for cache in caches:
             cache.clear()
+
+
+def _image_captions(at) -> list[str]:
+    return [c for im in at.get("image") for c in im.captions]
+
+
+def test_page_on_chelsea_runs_efficientnet_and_its_agreement_follows_the_transforms():
+    from components import augment as ca
+
+    ca.stability.clear()
+    try:
+        at = _page(img="chelsea", on_rotate="0", on_crop="0", on_jitter="0", on_hflip="1", hflip="1")
+        assert not at.exception, [e.value for e in at.exception]
+        assert "Offline demonstration" not in _text(at)
+        model = [c.value for c in at.caption if c.value.startswith("🧠 Model:")]
+        assert len(model) == 1 and "EfficientNet\\-Lite0" in model[0] and "Chelsea the cat" in model[0]
+        assert _metric(at, "Un-augmented prediction") == "Egyptian cat"
+        assert _metric(at, "Draws that agree") == "100%"  # a mirrored cat is the same cat (12 of 12 here)
+        assert sum(c.startswith("✅ Egyptian cat") for c in _image_captions(at)) == 12
+        at = _page(img="chelsea", on_hflip="0", on_crop="0", on_jitter="0",  # the HEAVY settings above
+                   on_rotate="1", rotate="90", on_erase="1", erase="0.4", on_cutout="1", cutout="0.4")
+        assert not at.exception, [e.value for e in at.exception]
+        assert _metric(at, "Un-augmented prediction") == "Egyptian cat"
+        agree = int(_metric(at, "Draws that agree").rstrip("%"))
+        assert agree <= 50, agree  # measured 25 % (grid seed 0)
+        wrong = sum(c.startswith("❌") for c in _image_captions(at))
+        assert wrong == round(12 * (1 - agree / 100))  # the metric counts the crosses under the draws
+    finally:
+        ca.stability.clear()
 
 
 @pytest.fixture(scope="module")

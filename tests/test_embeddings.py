@@ -150,7 +150,8 @@ def test_nearest_shapes_share_their_class_far_above_chance(shapes_clf, seed):
     assert deep > em.precision_at_k(feats["max"]["block1"], labels, 5) + 0.4  # depth matters
 
 
-# --- the page (offline) -----------------------------------------------------------------------
+# --- the page, with the shapes CNN chosen in the sidebar (fast: 64 px); EfficientNet-Lite0 on real
+# photos is in tests/test_photo_embeddings.py ---------------------------------------------------
 
 
 def _charts(at) -> list[tuple[dict, list[dict]]]:
@@ -173,10 +174,11 @@ def test_page_shows_neighbours_map_and_precision_and_k_does_not_re_embed(trained
     monkeypatch.setattr(em, "embed", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
     ce.embeddings.clear()
 
-    at = _page(PAGE, k="3", n="4", seed="1")
+    at = _page(PAGE, k="3", n="4", seed="1", clf="shapes-cnn")
     assert not at.exception, [e.value for e in at.exception]
     text = "\n".join([i.value for i in at.info] + [c.value for c in at.caption])
-    assert "Offline demonstration" in text
+    assert "Shapes CNN chosen in the sidebar" in text and "Offline demonstration" not in text
+    assert "🧠 Model: **Shapes CNN" in text
     n_gallery = 11 + 6 * 4  # the sample photos with a file + 4 shapes per class
     assert calls == [n_gallery]  # the gallery, embedded once; the astronaut query is a gallery sample
     assert f"{n_gallery} images embedded" in text and "block4" in text
@@ -191,7 +193,7 @@ def test_page_shows_neighbours_map_and_precision_and_k_does_not_re_embed(trained
     assert chance == pytest.approx(3 / 23)  # 4 per class: 3 of the 23 others share a class
     assert deep > raw + 0.3 and deep > 3 * chance
 
-    at2 = _page(PAGE, k="7", n="4", seed="1")  # the same gallery, another k (a new session's link)
+    at2 = _page(PAGE, k="7", n="4", seed="1", clf="shapes-cnn")  # the same gallery, another k (a new session's link)
     assert not at2.exception, [e.value for e in at2.exception]
     assert calls == [n_gallery]  # not embedded again
     assert "The 7 gallery images" in "\n".join(c.value for c in at2.caption)
@@ -229,7 +231,7 @@ def test_page_with_real_resnet18_embeds_with_layer4(real_weights, trained_models
     from tests.test_pages import _page
 
     real_weights("resnet18")
-    at = _page(PAGE, k="4", n="2")
+    at = _page(PAGE, k="4", n="2", clf="resnet18")  # chosen in the sidebar's Classifier menu
     assert not at.exception, [e.value for e in at.exception]
     text = "\n".join([i.value for i in at.info] + [c.value for c in at.caption])
     assert "Offline demonstration" not in text
@@ -257,7 +259,7 @@ def test_resnet_layers_give_64_to_512_dimensional_unit_vectors():
 def test_page_with_a_query_outside_the_gallery_embeds_it_separately(trained_models):
     from tests.test_pages import _page
 
-    at = _page(PAGE, img="shapes", samples="0", n="2", k="12")  # the synthetic scene is no gallery image
+    at = _page(PAGE, img="shapes", samples="0", n="2", k="12", clf="shapes-cnn")  # the scene is no gallery image
     assert not at.exception, [e.value for e in at.exception]
     points = _charts(at)[0][1]
     assert len(points) == 12 + 1  # 2 shapes per class, plus the query's own point

@@ -4,7 +4,9 @@ transferred to star/hexagon/cross with a few labelled crops per class.
 Behavioural claims: with 5 examples per class a frozen pretrained backbone + new head beats
 the same network trained from scratch by a wide margin and is far above chance (1/3); the
 frozen regime leaves every backbone tensor bit-identical while full fine-tuning changes
-them; the same seed gives the same numbers. Then the page itself (AppTest, offline path)."""
+them; the same seed gives the same numbers. On real photos, EfficientNet-Lite0's frozen ImageNet
+features (installed with the lab: never skipped) + a new head sort heavily augmented copies of
+sample photos far better than raw pixels. Then the page itself (AppTest)."""
 
 from __future__ import annotations
 
@@ -226,13 +228,16 @@ def test_page_shows_the_tasks_live_then_runs_the_sweep_on_a_button(backbone):
     assert not at.exception, [e.value for e in at.exception]
     text = _text(at)
     assert "trained itself, on a different task" in text and "circle, square, triangle" in text
-    assert "Offline demonstration" in text and "poor feature extractor for photos" in text
+    assert "Section 3 uses **EfficientNet-Lite0 (ImageNet)**" in text
+    assert "Backbone: **EfficientNet-Lite0 (ImageNet)**, frozen" in text and "Offline demonstration" not in text
     assert "Not run yet" in text
     assert at.number_input(key="tl.crop").value == 4
     _, truth = tl.target_crop(4)
     assert f"What the source network 'thinks' this {tl.SHAPE_CLASSES[truth]} is" in text
     bars = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-    assert len(bars) == 2 and all("source network's softmax" in json.dumps(b) for b in bars)  # live, before any button
+    assert len(bars) == 3  # live, before any button: the shapes network twice, then the ImageNet head
+    assert all("source network's softmax" in json.dumps(b) for b in bars[:2])
+    assert "ImageNet softmax" in json.dumps(bars[2])
     assert not at.metric
 
     at.button(key="tl.train").click().run()
@@ -255,9 +260,46 @@ def test_page_shows_the_tasks_live_then_runs_the_sweep_on_a_button(backbone):
     ct.run_sweep.clear()
 
 
+STRONG = (("hflip", 0.5), ("rotate", 45.0), ("crop", 0.15), ("jitter", 0.8))  # core.augment settings
+
+
+def _photo_variants(keys: tuple[str, ...], n: int, seed: int = 0) -> tuple[list[np.ndarray], tuple[int, ...]]:
+    """``n`` heavily augmented copies of each sample photo in ``keys`` (crops down to 15 % of the area,
+    rotations up to 45 degrees, flips, colour jitter 0.8), labelled by photo: a small labelled set of
+    real photos whose classes raw pixels cannot tell apart by position or colour alone."""
+    from core import augment as aug
+    from core.images import load_sample
+
+    images, labels = [], []
+    for c, key in enumerate(keys):
+        draws = aug.augment(aug.plain_sample(load_sample(key).work), STRONG, seed=seed * 10 + c, n=n)
+        images += [d.image for d in draws]
+        labels += [c] * n
+    return images, tuple(labels)
+
+
+def test_page_on_chelsea_shows_what_efficientnet_s_own_head_says(backbone):
+    """Section 3 names its backbone in the model caption and shows its ImageNet head live on the active photo."""
+    import pyarrow as pa
+
+    from tests.test_pages import _page
+
+    at = _page(PAGE, img="chelsea")
+    assert not at.exception, [e.value for e in at.exception]
+    model = [c.value for c in at.caption if c.value.startswith("🧠 Model:")]
+    assert len(model) == 1 and "EfficientNet\\-Lite0" in model[0] and "Chelsea the cat" in model[0]
+    assert "Offline demonstration" not in _text(at)
+    assert "What its own ImageNet head says about your active image (Chelsea the cat)" in _text(at)
+    chart = at.get("vega_lite_chart")[2]
+    rows = pa.ipc.open_stream(chart.proto.data.data).read_all().to_pylist()
+    assert len(rows) == 5 and rows[0]["class"] == "Egyptian cat"  # p = 0.77 here
+    assert [r["probability"] for r in rows] == sorted((r["probability"] for r in rows), reverse=True)
+    assert "Top 5 of ImageNet's 1000 classes" in _text(at)
+
+
 def test_page_trains_heads_on_uploaded_images(backbone, monkeypatch):
-    """AppTest cannot upload files, so st.file_uploader is replaced by one that returns shape crops
-    (and one broken file) as if the user had sorted them into two classes."""
+    """AppTest cannot upload files, so st.file_uploader is replaced by one that returns augmented copies
+    of Chelsea and of the coffee cup (and one broken file) as if the user had sorted them into two classes."""
     import streamlit as st
     from PIL import Image
 
@@ -276,25 +318,29 @@ def test_page_trains_heads_on_uploaded_images(backbone, monkeypatch):
         def getvalue(self):
             return self.data
 
-    stars, _ = tl.sample_crops((3,), 10, seed=7)
-    crosses, _ = tl.sample_crops((5,), 10, seed=8)
-    groups = [[Upload(f"star{i}.png", png(im)) for i, im in enumerate(stars)] + [Upload("[x](http://e).jpg", b"junk")],
-              [Upload(f"cross{i}.png", png(im)) for i, im in enumerate(crosses)]]
+    images, labels = _photo_variants(("chelsea", "coffee"), 8)
+    groups = [[Upload(f"cat{i}.png", png(im)) for i, im in enumerate(images[:8])]
+              + [Upload("[x](http://e).jpg", b"junk")],
+              [Upload(f"cup{i}.png", png(im)) for i, im in enumerate(images[8:])]]
     monkeypatch.setattr(st, "file_uploader", lambda label, *a, key=None, **k: groups[int(key[-1])])
     ct.run_uploads.clear()
     at = _page(PAGE)
-    at.text_input(key="tl.name0").input("stars").run()
+    at.text_input(key="tl.name0").input("cats").run()
     assert not at.exception, [e.value for e in at.exception]
     warn = "\n".join(w.value for w in at.warning)
     assert "Skipped **\\[x\\]\\(http\\:" in warn  # the bad file is named literally, never as a link
-    assert "stars: 10 images · class 2: 10 images" in "\n".join(c.value for c in at.caption)
+    assert "cats: 8 images · class 2: 8 images" in "\n".join(c.value for c in at.caption)
+    assert at.button(key="tl.upload").label == ("Train heads on EfficientNet-Lite0 (ImageNet) features and on raw "
+                                                "pixels (leave-one-out)")
     at.button(key="tl.upload").click().run()
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
-    got = float(metrics["Frozen shapes-pretext features + head"].rstrip("%")) / 100
-    assert got >= 0.65 and "Raw 16 × 16 pixels + head (no pretraining)" in metrics
+    got = float(metrics["Frozen EfficientNet-Lite0 features + head"].rstrip("%")) / 100
+    pixels = float(metrics["Raw 16 × 16 pixels + head (no pretraining)"].rstrip("%")) / 100
+    assert got >= 0.9 and got > pixels, (got, pixels)  # measured 100 % vs 75 % (seeds 1-4: 100 % vs 75-88 %)
     assert metrics["Chance (2 classes)"] == "50%"
-    assert "| stars | 10 |" in "\n".join(m.value for m in at.markdown)
+    assert "| cats | 8 |" in "\n".join(m.value for m in at.markdown)
+    assert "1280 numbers per image" in "\n".join(c.value for c in at.caption)
     ct.run_uploads.clear()
 
 
@@ -305,8 +351,8 @@ def _star_cross(n: int = 10):
 
 
 def test_resnet_features_are_the_pooled_512_numbers(monkeypatch):
-    """The online path's feature extractor, on ResNet-18's architecture with untrained weights
-    (no weights file is needed): everything but the fc layer, 512 numbers per image."""
+    """The ImageNet feature extractor on ResNet-18's architecture with untrained weights (no weights file
+    is needed): layer4 averaged over positions, i.e. everything but the fc layer, 512 numbers per image."""
     import torch
 
     import components.classifier as cc
@@ -318,13 +364,64 @@ def test_resnet_features_are_the_pooled_512_numbers(monkeypatch):
     clf = Classifier.imagenet(model, [str(i) for i in range(1000)])
     monkeypatch.setattr(cc, "classifier", lambda name, device: clf)
     images = _star_cross(2)[0] + [np.zeros((300, 500, 3), np.uint8)]
-    feats = ct._resnet_features(images, "cpu", lambda: None)
+    feats = ct._imagenet_features("resnet18", images, "cpu", lambda: None)
     assert feats.shape == (5, 512)
     with torch.inference_mode():
         x = clf.tensor(images[0])
         direct = torch.flatten(model.avgpool(model.layer4(model.layer3(model.layer2(model.layer1(
             model.maxpool(model.relu(model.bn1(model.conv1(x))))))))), 1)
     assert torch.allclose(torch.from_numpy(feats[0]), direct[0], atol=1e-5)
+    assert not model.layer4._forward_hooks  # the hook is gone after the pass
+
+
+# --- EfficientNet-Lite0 on real photos (installed with the lab: never skipped) ------------------------
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    from core.classifier import Classifier
+    from models import registry
+
+    spec = registry.get_spec("efficientnet_lite0")
+    model = registry.for_inference(registry.load_model(spec.name))
+    return Classifier.imagenet(model, registry.categories(spec.name), name=spec.name, title=spec.title,
+                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+
+
+def test_efficientnet_features_are_the_1280_numbers_its_classifier_reads(efficientnet):
+    import torch
+
+    images, _ = _photo_variants(("chelsea", "rocket"), 2)
+    feats = tl.pooled_features(efficientnet, images + [np.zeros((300, 500, 3), np.uint8)], batch=3)
+    assert feats.shape == (5, 1280)
+    model = efficientnet.model
+    with torch.inference_mode():  # timm's own path: features, global average pool, before the classifier
+        direct = model.forward_head(model.forward_features(efficientnet.tensor(images[1])), pre_logits=True)
+        logits = model.classifier(torch.from_numpy(feats[:1]))
+    assert torch.allclose(torch.from_numpy(feats[1]), direct[0], atol=1e-4)
+    assert int(logits.argmax()) == int(efficientnet.probs(images[0]).argmax())  # the head reads these numbers
+    assert not model.bn2._forward_hooks
+
+
+def test_efficientnet_features_sort_augmented_photos_where_raw_pixels_fail():
+    """Three classes (Chelsea, the coffee cup, the astronaut), 8 heavily augmented copies each, sorted by
+    leave-one-out heads through the page's own path (components.transfer.run_uploads).
+    Measured on draw seeds 0-4: features 100, 100, 100, 100, 96 %; raw pixels 54, 67, 71, 79, 54 %;
+    smallest gap 21 points; chance 33 %. The network is pretrained and the draws seeded: only float
+    rounding differs between CPUs. The test runs seed 0 (100 % vs 54 %)."""
+    from components import transfer as ct
+
+    images, labels = _photo_variants(("chelsea", "coffee", "astronaut"), 8, seed=0)
+    ct.run_uploads.clear()
+    res = ct.run_uploads("efficientnet_lite0", "cpu", ("photos", 0), labels, 3, images)
+    ct.run_uploads.clear()
+    y = np.array(labels)
+    acc = float(np.mean(np.array(res["features"]) == y))
+    acc_pixels = float(np.mean(np.array(res["pixels"]) == y))
+    assert res["feature_dim"] == 1280 and res["labels"] == list(labels)
+    assert acc >= 0.9, (acc, acc_pixels)
+    assert acc >= acc_pixels + 0.2, (acc, acc_pixels)
+    assert acc >= 1 / 3 + 0.5
 
 
 @pytest.mark.real_weights
