@@ -130,12 +130,26 @@ def default_comparison():
     return im.compare(data, methods=("plain CE", "class-weighted CE"), epochs=SMALL["epochs"], seed=0)
 
 
+def _minority_recall(comparison) -> dict:
+    y, m = comparison["y_test"], SMALL["minority"]
+    return {name: im.scores(y, im.predict(r["probs"]))["recall"][m] for name, r in comparison["methods"].items()}
+
+
 def test_rebalancing_lifts_minority_recall(default_comparison):
-    """Checked by hand (1000 crops, 10 : 1, star, 6 epochs): class-weighted CE minus plain CE star recall
-    was +0.27, +0.20, +0.33 on seeds 0, 1, 2 (plain 0.32 / 0.50 / 0.15)."""
+    """Class-weighted CE minus plain CE star recall (1000 crops, 10 : 1, star, 6 epochs), seeds 0, 1, 2:
+    +0.27, +0.20, +0.33 on an Intel machine; +0.10, +0.02, +0.28 on a 2-core AMD EPYC (seeds 3, 4 there:
+    +0.18, +0.20). One seed's gain depends on the CPU's arithmetic, so the bar is on the mean of the
+    three seeds (measured 0.27 and 0.13), with room under the lower one."""
+    rec = _minority_recall(default_comparison)
+    gains = [rec["class-weighted CE"] - rec["plain CE"]]
+    for seed in (1, 2):
+        data = im.imbalanced_data(n_train=SMALL["n_train"], ratio=SMALL["ratio"], minority=SMALL["minority"],
+                                  seed=seed)
+        other = _minority_recall(im.compare(data, methods=("plain CE", "class-weighted CE"),
+                                            epochs=SMALL["epochs"], seed=seed))
+        gains.append(other["class-weighted CE"] - other["plain CE"])
+    assert np.mean(gains) >= 0.08, gains
     y, m = default_comparison["y_test"], SMALL["minority"]
-    rec = {name: im.scores(y, im.predict(r["probs"]))["recall"][m] for name, r in default_comparison["methods"].items()}
-    assert rec["class-weighted CE"] >= rec["plain CE"] + 0.15, rec
     rows = {r["method"]: r for r in im.summary_rows(default_comparison, im.prior(SMALL["ratio"], m))}
     # plain accuracy at the training mix flatters plain CE: it beats its own balanced accuracy by far
     assert rows["plain CE"]["accuracy_at_training_mix"] > rows["plain CE"]["balanced_accuracy"] + 0.05

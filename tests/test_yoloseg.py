@@ -217,7 +217,11 @@ def test_wrapper_agrees_with_ultralytics_results(trained, index):
             r = int(np.ceil(2 * max(h, w) / 192))
             kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
             for a, b in zip(theirs, mine.binary.astype(np.uint8)):
-                band = cv2.dilate(b, kernel).astype(bool) & ~cv2.erode(b, kernel).astype(bool)
+                # the image's edge cuts a mask too: erode with zeros beyond it, so that a mask
+                # touching the edge has an outline there (seen on image 3 with the shapes model
+                # trained on a 2-core AMD EPYC: 20 pixels at x = 0..1 of a 0.06-score mask)
+                inner = cv2.erode(b, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+                band = cv2.dilate(b, kernel).astype(bool) & ~inner.astype(bool)
                 assert not ((a ^ b.astype(bool)) & ~band).any()
 
 
