@@ -245,19 +245,19 @@ else:
         if cmp.has(qz.INT8_STATIC):
             fp, i8, ort = cmp.row(qz.EAGER_FP32), cmp.row(qz.INT8_STATIC), cmp.row(qz.ORT_FP32)
             k = st.columns(5)
-            k[0].metric("INT8 static vs FP32: size", f"×{fp.size_mb / i8.size_mb:.2f} smaller",
+            k[0].metric("Smaller than FP32", f"{fp.size_mb / i8.size_mb:.2f}×",
                         help=f"PyTorch state dict {fp.size_mb:.2f} MB vs the quantized .onnx file {i8.size_mb:.2f} MB.")
-            k[1].metric("INT8 static vs FP32: p50", f"×{i8.speedup:.2f} faster",
+            k[1].metric("Faster than eager FP32", f"{i8.speedup:.2f}×",
                         help=f"PyTorch eager FP32 {fp.p50:.2f} ms → ONNX Runtime INT8 {i8.p50:.2f} ms on {i8.device}")
-            k[2].metric("…of which the runtime", f"×{ort.speedup:.2f}",
+            k[2].metric("…of which the runtime", f"{ort.speedup:.2f}×",
                         help="ONNX Runtime FP32 against PyTorch eager FP32: the gain before any INT8.")
-            k[3].metric("…and of which INT8", f"×{ort.p50 / i8.p50:.2f}",
+            k[3].metric("…and of which INT8", f"{ort.p50 / i8.p50:.2f}×",
                         help=f"ONNX Runtime INT8 against ONNX Runtime FP32 ({ort.p50:.2f} → {i8.p50:.2f} ms): "
                              "the gain of the integer kernels alone.")
             if i8.agreement is not None:
-                k[4].metric("INT8 agreement with FP32", f"{i8.agreement:.1%}", help=cmp.eval_description)
+                k[4].metric("Same top-1 as FP32", f"{i8.agreement:.1%}", help=cmp.eval_description)
             else:
-                k[4].metric("INT8 agreement with FP32", "—", help="Untrained weights: its answers mean nothing.")
+                k[4].metric("Same top-1 as FP32", "—", help="Untrained weights: its answers mean nothing.")
             if cmp.answers is not None:
                 answers = cmp.answers
                 model_clf = next(m for m, _ in models if m.name == cmp.model)

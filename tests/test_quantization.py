@@ -290,7 +290,7 @@ def test_page_shapes_curve_slider_and_measurement(trained_models):
     assert by_variant[qz.INT8_STATIC]["size (MB)"] < by_variant[qz.EAGER_FP32]["size (MB)"]
     assert by_variant[qz.INT8_STATIC]["agreement"] >= 0.95
     assert by_variant[qz.INT8_DYNAMIC]["size (MB)"] < by_variant[qz.EAGER_FP32]["size (MB)"]  # on by default
-    assert any("INT8 agreement" in m.label for m in at.metric)
+    assert any(m.label == "Same top-1 as FP32" for m in at.metric)
     bands = next(d.value for d in at.dataframe if "kept by INT8" in d.value.columns)
     assert bands["images"].sum() == 400  # every held-out crop in one band of FP32's margin
 
