@@ -55,18 +55,9 @@ class Subject:
 @st.cache_resource(max_entries=3, show_spinner=False)
 def classifier(name: str, device: str):
     """The shared, cached Classifier for a registered model on ``device``."""
-    from core.classifier import Classifier
-    from models import registry
+    from models.classifiers import load_classifier
 
-    if name == SHAPES_MODEL:
-        from models.shapes_cnn import load_or_train_shapes_cnn
-
-        clf = Classifier.shapes(registry.for_inference(load_or_train_shapes_cnn(), device))
-    else:
-        spec = registry.get_spec(name)
-        model = registry.for_inference(registry.load_model(name), device)
-        clf = Classifier.imagenet(model, registry.categories(name), name=name, title=spec.title,
-                                  mean=spec.mean, std=spec.std, input_size=spec.input_size)
+    clf = load_classifier(name, device)
     cm.freeze_heap()
     return clf
 

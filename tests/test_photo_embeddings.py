@@ -20,14 +20,8 @@ STAGES = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", 
 
 
 @pytest.fixture(scope="module")
-def clf():
-    from core.classifier import Classifier
-    from models import registry
-
-    spec = registry.get_spec(NAME)
-    model = registry.for_inference(registry.load_model(NAME))
-    return Classifier.imagenet(model, registry.categories(NAME), name=spec.name, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+def clf(efficientnet):
+    return efficientnet
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ import torch
 
 from core import deploy as dp
 from core import quantization as qz
-from core.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
+from core.classifier import IMAGENET_MEAN, IMAGENET_STD
 
 NAME = "efficientnet_lite0"
 MIN_SIZE_RATIO = 3.5  # the goal
@@ -37,13 +37,8 @@ DECIDED = 0.2  # FP32 margin (p1 - p2) above which INT8 kept every answer (large
 
 
 @pytest.fixture(scope="module")
-def clf():
-    from models import registry
-
-    spec = registry.get_spec(NAME)
-    model = registry.for_inference(registry.load_model(NAME))
-    return Classifier.imagenet(model, registry.categories(NAME), name=spec.name, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+def clf(efficientnet):
+    return efficientnet
 
 
 @pytest.fixture(scope="module")

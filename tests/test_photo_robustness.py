@@ -23,10 +23,8 @@ from core import adversarial as adv
 from core import missing as M
 from core import noise as N
 from core import perturb as P
-from core.classifier import Classifier
 from core.imageio import fit_long_side
 from core.images import load_sample
-from models import registry
 
 NAME = "efficientnet_lite0"
 CATS = list(range(281, 286))  # ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -45,11 +43,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def clf() -> Classifier:
-    spec = registry.get_spec(NAME)
-    model = registry.for_inference(registry.load_model(NAME))
-    return Classifier.imagenet(model, registry.categories(NAME), name=spec.name, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
+def clf(efficientnet):
+    return efficientnet
 
 
 @pytest.fixture(scope="module")

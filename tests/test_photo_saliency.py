@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 from core import saliency as S
-from core.classifier import Classifier
 from core.images import load_sample
 from tests.test_features import BACKGROUNDS, PLACES, pasted_face
 
@@ -37,13 +36,8 @@ ISSUE_METHODS = ("Grad-CAM", "Guided Grad-CAM", "Integrated Gradients", "Occlusi
 
 
 @pytest.fixture(scope="module")
-def clf():
-    from models import registry
-
-    spec = registry.get_spec(NAME)
-    return Classifier.imagenet(registry.for_inference(registry.load_model(NAME)), registry.categories(NAME),
-                               name=spec.name, title=spec.title, mean=spec.mean, std=spec.std,
-                               input_size=spec.input_size)
+def clf(efficientnet):
+    return efficientnet
 
 
 @pytest.fixture(scope="module")

@@ -377,17 +377,6 @@ def test_resnet_features_are_the_pooled_512_numbers(monkeypatch):
 # --- EfficientNet-Lite0 on real photos (installed with the lab: never skipped) ------------------------
 
 
-@pytest.fixture(scope="module")
-def efficientnet():
-    from core.classifier import Classifier
-    from models import registry
-
-    spec = registry.get_spec("efficientnet_lite0")
-    model = registry.for_inference(registry.load_model(spec.name))
-    return Classifier.imagenet(model, registry.categories(spec.name), name=spec.name, title=spec.title,
-                               mean=spec.mean, std=spec.std, input_size=spec.input_size)
-
-
 def test_efficientnet_features_are_the_1280_numbers_its_classifier_reads(efficientnet):
     import torch
 
