@@ -14,15 +14,24 @@ seconds to minutes must not be startable hundreds of times, nor run for ever.
 * ``time_limit_s``: the job checks its deadline (cheaply, e.g. once per batch) and stops.
 Memory is bounded by the jobs themselves (fixed dataset, batch and image sizes), which
 their pages state. ``str()`` of both exceptions is a sentence for the user.
+
+Work that starts on its own when a page opens (a forward pass over a batch, attribution maps,
+an embedding gallery) is not refused but waits its turn in :class:`Turns`: with 30 students
+each opening photo pages, a few hundred megabytes per run at once would add up past what one
+server holds, while on a small server's cores one run at a time finishes them as soon.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from core import memory
 
 
 class JobRefused(RuntimeError):
@@ -116,3 +125,103 @@ TIMING = JobGate("timing run", max_running=1, per_session=1, time_limit_s=300)
 # third user is told to wait a minute instead of slowing everyone down. Runs are short
 # (seconds to a minute), so a limit of 3 minutes only stops a run that has gone wrong.
 TRAINING = JobGate("live training run", max_running=2, per_session=1, time_limit_s=180)
+
+
+class Turns:
+    """A first-come, first-served queue for automatic work: at most ``at_once`` callers run at
+    a time on the server, the others wait in arrival order (up to ``wait_limit_s``, then
+    :class:`JobRefused`); a finishing caller hands its turn straight to the longest waiter, so
+    no one is overtaken. Re-entrant per thread, so a turn-taking function may call another.
+    When the last running caller leaves, freed memory goes back to the OS
+    (:func:`core.memory.release`).
+
+        MODEL_TURNS = Turns("model computation", at_once=1)
+
+        @MODEL_TURNS.take                    # under @st.cache_data: a cache hit never waits
+        def heat_map(..., _progress=None): ...
+
+    A decorated function with a ``_progress`` parameter is told (0, "Waiting…") before it waits.
+    """
+
+    def __init__(self, what: str, *, at_once: int = 1, wait_limit_s: float = 300.0, release=memory.release):
+        if at_once < 1 or wait_limit_s <= 0:
+            raise ValueError("at_once must be >= 1 and wait_limit_s > 0")
+        self.what, self.at_once, self.wait_limit_s = what, at_once, wait_limit_s
+        self._release = release
+        self._lock = threading.Lock()
+        self._queue: deque[threading.Event] = deque()
+        self._mine = threading.local()
+        self.running = 0
+        self.peak_running = 0
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def _wait_for_turn(self, on_wait) -> None:
+        with self._lock:
+            if self.running < self.at_once and not self._queue:
+                self.running += 1
+                self.peak_running = max(self.peak_running, self.running)
+                return
+            mine = threading.Event()
+            self._queue.append(mine)
+            ahead = self.running + len(self._queue) - 1
+        if on_wait is not None:
+            on_wait(f"Waiting for the server: {ahead} other {self.what}{'s' if ahead != 1 else ''} ahead of this one…")
+        if mine.wait(self.wait_limit_s):
+            return  # handed over by a finishing caller (``running`` unchanged)
+        with self._lock:
+            if mine.is_set():  # handed over just as the wait ran out
+                return
+            self._queue.remove(mine)
+        raise JobRefused(f"The server has been busy for {self.wait_limit_s:g} s with other "
+                         f"{self.what}s; please try again in a minute.")
+
+    def _leave(self) -> None:
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().set()  # the turn passes on; ``running`` stays the same
+                return
+            self.running -= 1
+            last = self.running == 0
+        if last and self._release is not None:
+            self._release()
+
+    @contextmanager
+    def turn(self, on_wait=None) -> Iterator[None]:
+        """Hold a turn for the ``with`` block; ``on_wait(text)`` is called once if it must wait."""
+        if getattr(self._mine, "depth", 0):  # this thread already holds a turn
+            self._mine.depth += 1
+            try:
+                yield
+            finally:
+                self._mine.depth -= 1
+            return
+        self._wait_for_turn(on_wait)
+        self._mine.depth = 1
+        try:
+            yield
+        finally:
+            self._mine.depth = 0
+            self._leave()
+
+    def take(self, fn):
+        """Decorator: every call of ``fn`` runs in a turn (its ``_progress``, if any, hears of a wait)."""
+        reports = "_progress" in inspect.signature(fn).parameters
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            progress = kwargs.get("_progress") if reports else None
+            with self.turn(None if progress is None else (lambda text: progress(0.0, text))):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+# Computations a photo page starts on its own (classifier forwards over a batch, attribution
+# maps, embeddings, OCR): one at a time on the whole server. Each already uses every core
+# through torch's threads, and each can allocate 100–500 MB for a second; thirty students at
+# once would otherwise stack those. Button-started jobs keep their own gates above.
+MODEL_TURNS = Turns("model computation", at_once=1)
