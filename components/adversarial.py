@@ -26,7 +26,7 @@ import streamlit as st
 
 from components.session import session_id
 
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 
 MAX_STEPS = 20
 TRAINING = JobGate("adversarial training run", max_running=1, per_session=1, time_limit_s=480)
@@ -41,6 +41,7 @@ def model_fn(clf):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def clean_probs(model: str, device: str, digest: str, _clf, _image: np.ndarray) -> np.ndarray:
     return _clf.probs(_image)
 
@@ -58,6 +59,7 @@ class AttackResult:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def run_attack(model: str, device: str, digest: str, method: str, eps255: int, steps: int, target: int | None,
                _clf, _image: np.ndarray, _probs_clean: np.ndarray, _progress=None) -> AttackResult:
     """Attack the clean prediction of ``_clf`` on ``_image`` (untargeted if ``target`` is None);
@@ -102,6 +104,7 @@ def run_attack(model: str, device: str, digest: str, method: str, eps255: int, s
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def run_defences(model: str, device: str, attack_key: tuple, quality: int, window: int, bits: int,
                  _clf, _result: AttackResult) -> dict:
     """{defence: {"clean": image, "adv": image, "probs_clean": (C,), "probs_adv": (C,)}} for

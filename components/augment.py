@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
+from core.jobs import MODEL_TURNS
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -33,6 +34,7 @@ def draws(source: tuple, settings: tuple, seed: int, _sample) -> dict:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def stability(model: str, device: str, digest: str, settings: tuple, seed: int, _clf, _image) -> dict:
     """Probabilities of the classifier on the image and on each of its augmented draws."""
     from core import augment as aug

@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
+from core.jobs import MODEL_TURNS
 
 HELD_OUT_SEED = 50_000  # shape samples used for the accuracy table (not the page's own picks)
 N_HELD_OUT = 60
@@ -25,6 +26,7 @@ MAX_REPORTS = 4  # reports kept per session (each may point at an ONNX file's by
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def mistakes(model: str, device: str, digest: str, _clf, _image: np.ndarray):
     from core.deploy import preprocessing_mistakes
 
@@ -32,6 +34,7 @@ def mistakes(model: str, device: str, digest: str, _clf, _image: np.ndarray):
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
+@MODEL_TURNS.take
 def mistake_accuracy(model: str, device: str, n: int, _clf) -> list[dict]:
     """Per pipeline: accuracy on ``n`` held-out shape samples and how often the answer differs
     from the correct pipeline's."""
@@ -43,6 +46,7 @@ def mistake_accuracy(model: str, device: str, n: int, _clf) -> list[dict]:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
+@MODEL_TURNS.take
 def mistake_agreement(model: str, device: str, _clf) -> list[dict]:
     """ImageNet classifiers: per pipeline, how often the answer on the 13 sample photos is the
     correct pipeline's (one server-wide result per model)."""

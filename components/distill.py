@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 
 TRAINING = JobGate("distillation training run", max_running=1, per_session=1, time_limit_s=300)
 WIDTHS = (2, 3, 4)
@@ -34,6 +34,7 @@ def teacher():
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def image_logits(model: str, device: str, digest: str, _clf, _image: np.ndarray) -> np.ndarray:
     """Logits (C,) of the shared classifier on one image (under its lock, inference mode)."""
     import torch

@@ -15,6 +15,7 @@ import streamlit as st
 from components import models as cm
 from components.classifier import SHAPES_MODEL, SHORT, choose_model, classifier, model_caption
 from components.ui import weights_missing
+from core.jobs import MODEL_TURNS
 
 MAX_UPLOADS = 24
 EMBED_LONG_SIDE = 256  # gallery photos are kept at this size (the networks see 224 or 64 px)
@@ -126,6 +127,7 @@ def gallery_key(items) -> str:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def embeddings(name: str, device: str, digest: str, _images, _progress=None) -> dict:
     """core.embeddings.embed of the gallery ``digest`` with backbone ``name``: every layer, both poolings."""
     from core.embeddings import embed
@@ -134,6 +136,7 @@ def embeddings(name: str, device: str, digest: str, _images, _progress=None) -> 
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+@MODEL_TURNS.take
 def query_embedding(name: str, device: str, digest: str, _rgb: np.ndarray) -> dict:
     """The same embeddings for one image (the active photo as the query)."""
     from core.embeddings import embed

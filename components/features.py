@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from components.classifier import classifier, shape_sample
+from core.jobs import MODEL_TURNS
 
 GALLERY_SEEDS = tuple(range(8))  # offline: these synthetic one-shape images
 THUMB_LONG_SIDE = 240
@@ -27,6 +28,7 @@ class GalleryImage:
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
+@MODEL_TURNS.take
 def activations(name: str, device: str, digest: str, _rgb: np.ndarray):
     """core.features.Activations of every layer of model ``name`` on the image ``digest``."""
     from core.features import capture_layers
@@ -44,6 +46,7 @@ def fields(name: str, device: str):
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
+@MODEL_TURNS.take
 def filters(name: str, device: str) -> np.ndarray:
     from core.features import filter_images
 
@@ -52,6 +55,7 @@ def filters(name: str, device: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
+@MODEL_TURNS.take
 def filter_grid(name: str, device: str) -> np.ndarray:
     """The first layer's filters as one labelled picture."""
     from core.features import filter_tiles, grid_image

@@ -19,7 +19,7 @@ from collections import OrderedDict
 import numpy as np
 import streamlit as st
 
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 from core.missing import ErasingComparison, ErasingSettings, MaskSpec, TrainedPair
 
 WORK_SIDE = 384
@@ -51,6 +51,7 @@ def filled(digest: str, spec: MaskSpec, strategy: str, radius: int, _rgb: np.nda
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
+@MODEL_TURNS.take
 def predictions(classifier: str, digest: str, spec: MaskSpec, radius: int, _clf, _images: list) -> np.ndarray:
     """Softmax (len(_images), C) of the classifier on the intact image and each filled one."""
     return np.asarray(_clf.probs(np.stack(_images)), dtype=np.float32)

@@ -16,7 +16,7 @@ import threading
 import numpy as np
 import streamlit as st
 
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 
 WORK_SIDE = 320  # long side the pixel-noise lab works at (the classifier sees 224 anyway)
 TRAINING = JobGate("label-noise training run", max_running=1, per_session=1, time_limit_s=300)
@@ -24,6 +24,7 @@ _STORE_LOCK = threading.Lock()
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
+@MODEL_TURNS.take
 def comparison(model: str, digest: str, kind: str, strength: float, seed: int, class_index: int | None,
                _clf, _image: np.ndarray):
     """core.noise.compare on the working copy of the image whose digest is ``digest``."""
@@ -34,6 +35,7 @@ def comparison(model: str, digest: str, kind: str, strength: float, seed: int, c
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
+@MODEL_TURNS.take
 def sweep(model: str, digest: str, kind: str, seed: int, class_index: int, _clf, _image: np.ndarray):
     from core import noise
 

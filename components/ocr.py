@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core import ocr
+from core.jobs import MODEL_TURNS
 
 TOP_K = 12  # characters (rows) in the heatmaps
 
@@ -33,6 +34,7 @@ def reader():
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+@MODEL_TURNS.take
 def read(digest: str, _rgb: np.ndarray) -> list:
     """EasyOCR's lines (models.easyocr_models.Line) on the image with this digest."""
     from models.easyocr_models import read_image
@@ -67,6 +69,7 @@ def rendered(text: str, levels: tuple, size: int) -> np.ndarray:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+@MODEL_TURNS.take
 def easyocr_on_line(text: str, levels: tuple, size: int) -> dict:
     """EasyOCR's recogniser on the rendered, degraded line (the whole image is the line)."""
     from models import easyocr_models as eo
@@ -94,6 +97,7 @@ def crnn_facts() -> dict:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+@MODEL_TURNS.take
 def crnn_on_line(text: str, levels: tuple, size: int) -> dict:
     from core.hooks import lock_for
     from models import ocr_crnn

@@ -15,7 +15,7 @@ import streamlit as st
 
 from components import models as cm
 from core import perturb as P
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 
 # Sweeps and occlusion maps run tens of forward passes: two at a time per server, one per session.
 HEAVY = JobGate("robustness computation", max_running=2, per_session=1, time_limit_s=180)
@@ -46,12 +46,14 @@ def remedied(digest: str, key: str, _rgb: np.ndarray, steps: tuple[str, ...]) ->
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
+@MODEL_TURNS.take
 def class_probs(model: str, digest: str, key: str, _clf, _rgb: np.ndarray, tta: bool = False) -> np.ndarray:
     """Softmax probabilities of the classifier on one image (averaged over TTA views if asked)."""
     return P.tta_probs(_clf, _rgb) if tta else np.asarray(_clf.probs(_rgb))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def occlusion(model: str, digest: str, target: int, window_frac: float, stride_frac: float, _clf,
               _rgb: np.ndarray) -> P.OcclusionMap:
     """captum Occlusion map of the original image for ``target`` (seconds: cached)."""

@@ -23,6 +23,7 @@ import numpy as np
 import streamlit as st
 
 from components.session import session_id
+from core.jobs import MODEL_TURNS
 from core.quantization import PHOTO_CALIBRATION  # numpy only at import
 
 N_SHAPES_EVAL = 400  # held-out crops the shapes CNN is evaluated on
@@ -31,6 +32,7 @@ N_IMAGENET_CALIB = PHOTO_CALIBRATION  # random crops of the sample photos
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def eval_set(model: str, key: str, _clf, _image: np.ndarray | None, title: str = ""):
     """For the bit-width curve. Shapes: held-out labelled crops; ImageNet: the 13 sample photos
     + the 10 variants of ``_image`` (small: the curve runs the network 8 times on it)."""
@@ -42,6 +44,7 @@ def eval_set(model: str, key: str, _clf, _image: np.ndarray | None, title: str =
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
+@MODEL_TURNS.take
 def photo_set(model: str, _clf):
     """For the INT8 measurement. Shapes: the curve's held-out crops; ImageNet: the 130 real photos
     (13 sample photos x 10 variants), the same for every session and active image."""
@@ -53,6 +56,7 @@ def photo_set(model: str, _clf):
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def weight_grid_agreement(model: str, eval_key: str, bits: int, per_channel: bool, _clf, _evals, _ref) -> float:
     """Agreement with FP32's answers ``_ref`` on ``_evals`` with only the weights on the ``bits``
     grid (activations FP32, on the CPU): how much of INT8's disagreement the weights' rounding
@@ -64,6 +68,7 @@ def weight_grid_agreement(model: str, eval_key: str, bits: int, per_channel: boo
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def calibration(model: str, _clf) -> np.ndarray:
     from core import quantization as qz
 
@@ -73,6 +78,7 @@ def calibration(model: str, _clf) -> np.ndarray:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+@MODEL_TURNS.take
 def curve(model: str, device: str, eval_key: str, per_channel: bool, _clf, _evals, _progress=None) -> list:
     from core import quantization as qz
 
@@ -80,6 +86,7 @@ def curve(model: str, device: str, eval_key: str, per_channel: bool, _clf, _eval
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+@MODEL_TURNS.take
 def subject_answer(model: str, device: str, digest: str, bits: int, per_channel: bool, _clf,
                    _image: np.ndarray) -> tuple[int, float]:
     """(top class, probability) on the page's image; bits 32 = the FP32 model."""

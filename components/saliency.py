@@ -18,7 +18,7 @@ import streamlit as st
 
 from components.session import session_id
 from components.ui import Progress
-from core.jobs import JobGate
+from core.jobs import MODEL_TURNS, JobGate
 
 MAPS_PER_SERVER = 160  # 5 methods x 32 (image, class, layer) choices; 224 x 224 float32 = 200 kB each
 CHECKS = JobGate("trust check", max_running=2, per_session=1, time_limit_s=300)
@@ -27,12 +27,14 @@ __all__ = ["Progress", "CHECKS", "probabilities", "heat_map", "randomisation", "
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+@MODEL_TURNS.take
 def probabilities(name: str, device: str, digest: str, _clf, _image) -> np.ndarray:
     """Softmax over the classes for the image (one forward pass)."""
     return _clf.probs(_image)
 
 
 @st.cache_data(max_entries=MAPS_PER_SERVER, show_spinner=False)
+@MODEL_TURNS.take
 def heat_map(name: str, device: str, digest: str, target: int, method: str, layer: str, _clf, _image,
              _progress=None) -> tuple[np.ndarray, float]:
     """(map (H, W) in [0, 1] at the network's input size, seconds it took). ``layer`` is ""

@@ -18,6 +18,7 @@ import streamlit as st
 
 from components.session import session_id
 from core import transfer as tl
+from core.jobs import MODEL_TURNS
 
 KMAX_CHOICES = (2, 5, 10, 20, 50)
 
@@ -74,6 +75,7 @@ def pretext_view(index: int) -> tuple[np.ndarray, str, list[float]]:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+@MODEL_TURNS.take
 def pretext_on_photo(digest: str, _rgb: np.ndarray) -> list[float]:
     """The source network's probabilities on the active photo (squashed to 64 x 64)."""
     return _probs(np.ascontiguousarray(_rgb)[None])[0].tolist()
