@@ -13,6 +13,7 @@ import streamlit as st
 
 from core import anchors as ca
 from core.images import LabImage
+from core.jobs import MODEL_TURNS
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -33,6 +34,7 @@ def matching(key: str, levels: str, scales: str, ratios: str, base: int, high: f
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def yolo_points(name: str, device: str, digest: str, _image: LabImage, conf: float, iou: float):
     """(stride table, detections with their grid points, PNG picture, letterboxed input size)
     of YOLO's raw forward (run on ``_image.work``). Boxes and points are returned, and drawn,

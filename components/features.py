@@ -46,7 +46,6 @@ def fields(name: str, device: str):
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-@MODEL_TURNS.take
 def filters(name: str, device: str) -> np.ndarray:
     from core.features import filter_images
 
@@ -55,7 +54,6 @@ def filters(name: str, device: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-@MODEL_TURNS.take
 def filter_grid(name: str, device: str) -> np.ndarray:
     """The first layer's filters as one labelled picture."""
     from core.features import filter_tiles, grid_image

@@ -21,6 +21,7 @@ import streamlit as st
 
 from components.models import SEGMENT_LONG_SIDE, freeze_heap, working_rgb
 from core.images import LabImage
+from core.jobs import MODEL_TURNS
 from core.instances import InstanceMasks
 from models import registry
 
@@ -63,6 +64,7 @@ def _compact(inst: InstanceMasks) -> InstanceMasks:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def maskrcnn(name: str, device: str, digest: str, _image: LabImage):
     """The staged Mask R-CNN run (core.maskrcnn.StagedRun) on :func:`working_rgb` of the image."""
     from dataclasses import replace
@@ -79,6 +81,7 @@ def maskrcnn(name: str, device: str, digest: str, _image: LabImage):
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+@MODEL_TURNS.take
 def yolo_seg(name: str, device: str, digest: str, _image: LabImage) -> tuple[InstanceMasks, float]:
     from core.yoloseg import yolo_instances
 

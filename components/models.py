@@ -20,6 +20,7 @@ import time
 import streamlit as st
 
 from core.detection import Candidates
+from core.jobs import MODEL_TURNS
 from core.images import LabImage
 from models import registry
 
@@ -86,6 +87,7 @@ def detector(name: str, device: str):
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+@MODEL_TURNS.take
 def detect(name: str, device: str, digest: str, _image: LabImage) -> Candidates:
     """Pre-NMS candidates of ``name`` on the image whose digest is ``digest``."""
     return detector(name, device).candidates(_image.work)

@@ -18,6 +18,7 @@ import streamlit as st
 
 from components.models import freeze_heap, working_rgb  # the networks resize to ~520 px anyway
 from core.images import LabImage
+from core.jobs import MODEL_TURNS
 from core.semantic import SemanticMap, Segmenter, torchvision_preprocess
 from models import registry
 
@@ -56,6 +57,7 @@ def segmenter(name: str, device: str) -> Segmenter:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+@MODEL_TURNS.take
 def segment(name: str, device: str, digest: str, _image: LabImage) -> SemanticMap:
     """Class map of ``name`` on the image whose digest is ``digest`` (one forward pass)."""
     return segmenter(name, device).run(working_rgb(_image))

@@ -7,6 +7,7 @@ import streamlit as st
 
 from components.session import session_id
 from components.ui import epoch_lines
+from core.jobs import MODEL_TURNS
 
 N_TRAIN_CHOICES = (40, 80, 120, 200, 300, 400)
 EPOCH_RANGE = (1, 10)
@@ -62,6 +63,7 @@ def trained_net(settings: tuple, which: str, _state: dict):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+@MODEL_TURNS.take
 def segment(settings: tuple, which: str, digest: str, long_side: int, invert: bool, _net,
             _rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(gray working image, probability map) of the active image (threshold applied by the page)."""

@@ -43,6 +43,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SHAPES_MEAN = (0.5, 0.5, 0.5)  # models.shapes_cnn.MEAN / STD (pinned by a test)
 SHAPES_STD = (0.25, 0.25, 0.25)
 SHAPE_CANVAS = 160  # side of the offline demo image (see shape_sample)
+# Images per forward pass in ``probs``: an ImageNet network's activations cost about 16 MB per
+# 224-px image (EfficientNet-Lite0, measured), so 8 keep a call under about 130 MB however many
+# images it is given (32 at once: 514 MB), at the same speed per image.
+FORWARD_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -193,14 +197,15 @@ class Classifier:
 
     # --- inference ---------------------------------------------------------------------
     def probs_from_unit(self, unit) -> np.ndarray:
-        """Softmax probabilities (N, C) for a [0, 1] batch (N, 3, H, W)."""
+        """Softmax probabilities (N, C) for a [0, 1] batch (N, 3, H, W), ``FORWARD_BATCH`` images per pass."""
         import torch
 
         from core.hooks import lock_for
 
         device = next(self.model.parameters()).device  # the shared model may sit on a GPU
         with lock_for(self.model), torch.inference_mode():
-            logits = self.model(self.normalise(unit.to(device)))
+            logits = torch.cat([self.model(self.normalise(unit[i:i + FORWARD_BATCH].to(device)))
+                                for i in range(0, len(unit), FORWARD_BATCH)])
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def probs(self, rgb: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ def head_pool(clf) -> str:
 
 
 def embed(clf, images: Sequence[np.ndarray], *, pools: Sequence[str] = POOLS, layers: Sequence[str] | None = None,
-          batch: int = 16, progress: Progress = _quiet) -> dict[str, dict[str, np.ndarray]]:
+          batch: int = 8, progress: Progress = _quiet) -> dict[str, dict[str, np.ndarray]]:
     """{pool: {layer: (N, C) float32 unit rows, ..., RAW: (N, 768)}} for every pooled stage of
     ``clf`` and every pooling in ``pools`` ("avg": mean over positions, "max": maximum).
 

@@ -204,3 +204,25 @@ def test_waiters_are_served_in_the_order_they_arrived():
     for t in threads:
         t.join(5)
     assert order == [*range(8), "next step"] and turns.running == 0 and turns.waiting == 0
+
+
+def test_no_turn_taker_calls_another_cached_turn_taker():
+    """Streamlit computes a cached value under a per-value lock. If a function holding a turn
+    called another cached turn-taker whose value a second session was computing, that session
+    would hold the value's lock while waiting for the turn, and each would wait for the other
+    for ever. So turn-takers (``@MODEL_TURNS.take`` under ``st.cache_data``) never call each other."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    takers = {}
+    for file in sorted((root / "components").glob("*.py")):
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any("MODEL_TURNS" in ast.unparse(d) for d in node.decorator_list):
+                takers[(file.stem, node.name)] = node
+    assert len(takers) >= 30, sorted(takers)  # the photo and detection pages' computations are found
+    names = {name for _, name in takers}
+    nested = [(module, name, ast.unparse(call.func)) for (module, name), node in takers.items()
+              for call in ast.walk(node) if isinstance(call, ast.Call)
+              and ast.unparse(call.func).split(".")[-1] in names - {name}]
+    assert not nested, nested
