@@ -27,7 +27,7 @@ class GalleryImage:
     thumb: np.ndarray  # small copy for display
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
+@st.cache_data(max_entries=12, show_spinner=False)  # about 5 MB each (every stage of one image)
 @MODEL_TURNS.take
 def activations(name: str, device: str, digest: str, _rgb: np.ndarray):
     """core.features.Activations of every layer of model ``name`` on the image ``digest``."""

@@ -31,7 +31,7 @@ N_SHAPES_CALIB = 32
 N_IMAGENET_CALIB = PHOTO_CALIBRATION  # random crops of the sample photos
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=4, show_spinner=False)  # about 14 MB each (23 images at 224 px)
 @MODEL_TURNS.take
 def eval_set(model: str, key: str, _clf, _image: np.ndarray | None, title: str = ""):
     """For the bit-width curve. Shapes: held-out labelled crops; ImageNet: the 13 sample photos

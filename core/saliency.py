@@ -56,9 +56,11 @@ IG_STEPS = 16  # Gauss-Legendre nodes (captum's default rule)
 # Images per forward/backward pass inside Integrated Gradients and Occlusion. Backward passes keep
 # every activation: on EfficientNet-Lite0 at 224 px, IG in batches of 16 raised the server's peak
 # RSS by 1.3 GB (past Community Cloud's 2.7 GB with the other pages' models), in batches of 4 by
-# 0.4 GB, and ran no slower (0.9 s vs 1.3 s on 2 cores). Occlusion runs without gradients.
-IG_BATCH = 4
-OCCLUSION_BATCH = 8
+# 0.4 GB, and ran no slower (0.9 s vs 1.3 s on 2 cores). Occlusion runs without gradients. With 30
+# students' pages taking turns, the whole Interpretability page's first run added 364–408 MB at
+# 4 and 8, and 191–236 MB at 2 and 4, in the same time (1.2–1.4 s).
+IG_BATCH = 2
+OCCLUSION_BATCH = 4
 FILLS = ("blur", "mean")
 PEAK_SIGMA = 3.0  # px: maps are blurred this much before their peak is looked up (see peak)
 
