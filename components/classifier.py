@@ -25,10 +25,10 @@ from components import models as cm
 from components.ui import weights_missing
 from core.params import Param, parse
 from core.safetext import literal
+from models.classifiers import SHAPES_MODEL  # declared once, beside the loader
 
 DEFAULT_MODEL = "efficientnet_lite0"  # always installed (requirements.txt)
 IMAGENET_MODELS = (DEFAULT_MODEL, "resnet18", "mobilenet_v3_large")  # offered where present, in this order
-SHAPES_MODEL = "shapes-cnn"
 IMAGENET_MODEL = DEFAULT_MODEL  # the ImageNet backbone other components default to
 MODEL_PARAM = Param(default=DEFAULT_MODEL, kind=str, choices=(*IMAGENET_MODELS, SHAPES_MODEL))
 SHAPE_SEED = Param(default=3, kind=int, lo=0, hi=9999)

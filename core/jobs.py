@@ -16,9 +16,9 @@ Memory is bounded by the jobs themselves (fixed dataset, batch and image sizes),
 their pages state. ``str()`` of both exceptions is a sentence for the user.
 
 Work that starts on its own when a page opens (a forward pass over a batch, attribution maps,
-an embedding gallery) is not refused but waits its turn in :class:`Turns`: with 30 students
-each opening photo pages, a few hundred megabytes per run at once would add up past what one
-server holds, while on a small server's cores one run at a time finishes them as soon.
+an embedding gallery, a detector's run) is not refused but waits its turn in :class:`Turns`:
+with 30 students each opening pages, a few hundred megabytes per run at once would add up past
+what one server holds, while on a small server's cores one run at a time finishes them as soon.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ class Turns:
     """A first-come, first-served queue for automatic work: at most ``at_once`` callers run at
     a time on the server, the others wait in arrival order (up to ``wait_limit_s``, then
     :class:`JobRefused`); a finishing caller hands its turn straight to the longest waiter, so
-    no one is overtaken. Re-entrant per thread, so a turn-taking function may call another.
+    no one is overtaken. Re-entrant per thread (a nested ``turn`` passes straight through), but
+    a cached turn-taker must not call another cached one: Streamlit's per-value compute lock
+    would let two sessions wait on each other (``tests/test_jobs.py`` checks the components).
     When the last running caller leaves, freed memory goes back to the OS
     (:func:`core.memory.release`).
 
@@ -152,7 +154,6 @@ class Turns:
         self._queue: deque[threading.Event] = deque()
         self._mine = threading.local()
         self.running = 0
-        self.peak_running = 0
 
     @property
     def waiting(self) -> int:
@@ -163,7 +164,6 @@ class Turns:
         with self._lock:
             if self.running < self.at_once and not self._queue:
                 self.running += 1
-                self.peak_running = max(self.peak_running, self.running)
                 return
             mine = threading.Event()
             self._queue.append(mine)
@@ -220,8 +220,8 @@ class Turns:
         return wrapper
 
 
-# Computations a photo page starts on its own (classifier forwards over a batch, attribution
-# maps, embeddings, OCR): one at a time on the whole server. Each already uses every core
+# Computations a page starts on its own (classifier forwards over a batch, attribution maps,
+# embeddings, OCR, detector and segmenter runs): one at a time on the whole server. Each already uses every core
 # through torch's threads, and each can allocate 100–500 MB for a second; thirty students at
 # once would otherwise stack those. Button-started jobs keep their own gates above.
 MODEL_TURNS = Turns("model computation", at_once=1)
