@@ -1,6 +1,7 @@
 # CV Interview Lab — CPU image.
-#   docker build -t cv-lab .                       # weights fetched and shapes models trained at build time
+#   docker build -t cv-lab .                       # pretrained weights fetched at build time
 #   docker build --build-arg PREFETCH=0 -t cv-lab . # skip that (the app downloads on first use)
+# The project's own trained models are shipped in models/trained and copied with the code.
 #   docker run -p 8501:8501 cv-lab
 FROM python:3.11-slim
 

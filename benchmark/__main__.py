@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tours", type=int, default=3, help="tours of every page (default 3, at least 2)")
     parser.add_argument("--cold-repeats", type=int, default=5,
                         help="cold starts of the server, each after one of a one-line app (default 5)")
+    parser.add_argument("--cold-pages", nargs="+", metavar="FILE",
+                        help="page files whose first visit on a cold server is measured (default: every page; "
+                             "'none' for none), e.g. pages/01_Object_detection.py")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="only these registered models")
     parser.add_argument("--device", default="auto", help="auto (default: the GPU if there is one), cpu, cuda, mps")
     parser.add_argument("--weights", type=Path, help="weights folder (sets CVLAB_WEIGHTS for the app and models)")
@@ -92,15 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  present: {', '.join(present) or 'none'}")
     result: dict = {"machine": info, "weights_present": present}
 
-    # The project's own fallback models are trained once per machine (minutes); do it
-    # before timing anything, so no first page visit is a training run.
-    for name in [s.name for s in registry.REGISTRY.values() if s.source == "trained"]:
-        if not registry.get_spec(name).is_present():
-            print(f"Training {name} first (once per machine)…")
-            from models.prefetch import main as prefetch
-
-            prefetch(["--only", name])
-
     started = time.monotonic()
     if args.part in ("all", "app"):
         from benchmark import app
@@ -115,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                   "`python -m models.prefetch` first to benchmark the real models.")
         print("App: cold start, every page, memory…")
         result["app"] = app.run(out_dir=args.out, env=env, env_label=label, repeats=args.repeats,
-                                tours=args.tours, cold_repeats=args.cold_repeats)
+                                tours=args.tours, cold_repeats=args.cold_repeats,
+                                cold_pages=None if args.cold_pages is None else
+                                [p for p in args.cold_pages if p != "none"])
     if args.part in ("all", "models"):
         from benchmark import models
 

@@ -9,6 +9,10 @@
   step back and forth ``repeats`` times; each move is one warm rerun. A page without a
   slider is rerun with Streamlit's own "R" shortcut.
 * Memory: the server's resident memory and its peak after each tour.
+* First visit on a cold server: for each page (or those named), a new server is started and
+  the page's own URL is opened first, as a shared link is: nothing is imported or loaded
+  yet, so it pays for torch, its models and its first computation (nothing is trained:
+  the project's own models are shipped). Measured from the request to the end of the run.
 
 Every time is measured in the page: from the action (spawn, click, key press) to the
 arrival of the last message of the script run it caused (see ``driver.RUN_COUNTER_JS``).
@@ -25,7 +29,7 @@ from core.topics import page_by_file
 
 HOME_TITLE = "CV Interview Lab"
 FLOOR_APP = "benchmark/floor/one_line_app.py"  # Streamlit's own cold start, for comparison
-COLD_TIMEOUT_S = 900.0  # a first visit may load torch, a model, or train the shapes YOLO
+COLD_TIMEOUT_S = 900.0  # a first visit may load torch and a model
 
 
 def _summary(samples: list[float]) -> dict:
@@ -67,8 +71,28 @@ def _moves(page, repeats: int) -> tuple[str, list[float]]:
     return label, samples
 
 
+def cold_server_visits(browser, scripts: list[Path], *, out_dir: Path, env: dict[str, str],
+                       log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Per page file: seconds from opening its URL on a newly started server to the end of its
+    first run, and what the page showed as an error ({"seconds", "errors"})."""
+    out: dict[str, dict] = {}
+    for script in scripts:
+        file = f"pages/{script.name}"
+        with driver.AppServer(out_dir / f"cold-{script.stem}.log", env=env) as server:
+            page = driver.new_page(browser)
+            try:
+                seconds = driver.open_url(page, f"{server.base}/{driver.url_name(script)}", timeout=COLD_TIMEOUT_S)
+                out[file] = {"seconds": round(seconds, 3), "errors": _problems(page)}
+            finally:
+                page.context.close()
+        log(f"  first visit on a cold server · {file}: {out[file]['seconds']:.2f} s")
+    return out
+
+
 def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5, tours: int = 3,
-        cold_repeats: int = 3, log: Callable[[str], None] = print) -> dict:
+        cold_repeats: int = 3, cold_pages: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
+    """``cold_pages``: the page files (``pages/01_Object_detection.py``) whose first visit on a
+    cold server is measured; None: every page."""
     from playwright.sync_api import sync_playwright
 
     from benchmark.report import rerun_budget_s
@@ -82,6 +106,7 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
             "file": "Home.py" if script is None else f"pages/{script.name}",
             "models": list(models), "budget_s": rerun_budget_s(models),
             "first_render_cold_s": None, "first_render_warm_s": [], "samples": [], "errors": [],
+            "first_visit_cold_server_s": None,
         }))
 
     with sync_playwright() as pw:
@@ -135,6 +160,13 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
                 log(f"  after tour {tour + 1}: server RSS {memory[-1]['rss']:.0f} MB, peak {memory[-1]['peak']:.0f} MB")
         finally:
             server.stop()
+        try:
+            wanted = [s for s, _ in visits[1:] if cold_pages is None or f"pages/{s.name}" in cold_pages]
+            for file, seen in cold_server_visits(browser, wanted, out_dir=out_dir, env=env, log=log).items():
+                row = next(r for _, r in visits if r["file"] == file)
+                row["first_visit_cold_server_s"] = seen["seconds"]
+                row["errors"] += [f"cold server: {p}" for p in seen["errors"]]
+        finally:
             browser.close()
 
     for _, row in visits:

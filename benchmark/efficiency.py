@@ -37,9 +37,9 @@ def _row(comp, runtime: str, precision: str):
 def _shapes_classifier():
     from core.classifier import Classifier
     from models import registry
-    from models.shapes_cnn import load_or_train_shapes_cnn
+    from models.shapes_cnn import load_shapes_cnn
 
-    return Classifier.shapes(registry.for_inference(load_or_train_shapes_cnn(), "cpu"))
+    return Classifier.shapes(registry.for_inference(load_shapes_cnn(), "cpu"))
 
 
 def quantization(log: Callable[[str], None] = print) -> dict:

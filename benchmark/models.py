@@ -66,24 +66,24 @@ def prepare(name: str, device: str) -> Prepared:
     if name in ("shapes-cnn", "shapes-pretext"):  # the same ShapesNet layers, trained on different classes
         from models.shapes_cnn import preprocess
 
-        return Prepared(registry.for_inference(registry.train(name), device),
+        return Prepared(registry.for_inference(registry.load_trained(name), device),
                         (preprocess(_photo(None, shapes=True)).to(device),), f"1×3×{size}×{size}", TRAINED_HERE)
     if name == "shapes-seg":
         from models.shapes_seg import preprocess
 
         x = preprocess(_photo(None, shapes=True))
-        return Prepared(registry.for_inference(registry.train(name), device), (x.to(device),),
+        return Prepared(registry.for_inference(registry.load_trained(name), device), (x.to(device),),
                         "×".join(str(d) for d in x.shape), TRAINED_HERE)
     if name == "shapes-maskrcnn":  # an R-CNN: a list of images, resized inside to its input size
         rgb = _photo((size, size), shapes=True)
-        return Prepared(registry.for_inference(registry.train(name), device), ([_tensor(rgb).to(device)],),
+        return Prepared(registry.for_inference(registry.load_trained(name), device), ([_tensor(rgb).to(device)],),
                         f"{size}×{size} shapes scene", TRAINED_HERE)
     if name == "ocr-crnn":  # one rendered text line, the recogniser's own input format
         from core.ocr import render_line
         from models.ocr_crnn import HEIGHT, _batch, to_line
 
         x = _batch([to_line(render_line("cnns read 2024 scanned pages", size=HEIGHT))])
-        return Prepared(registry.for_inference(registry.train(name), device), (x.to(device),),
+        return Prepared(registry.for_inference(registry.load_trained(name), device), (x.to(device),),
                         "×".join(str(d) for d in x.shape) + " text line", TRAINED_HERE)
     if spec.source == "torchvision":
         if spec.is_present():

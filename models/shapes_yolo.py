@@ -7,7 +7,8 @@ from ultralytics' own ``yolo11n.yaml`` layers (only the width is halved, see
 only the classes (``SHAPE_CLASSES``) and the weights differ. Nothing is downloaded: the
 network is built from the yaml (no pretrained weights) and the data are drawn by
 :func:`detection_scene` into a temporary YOLO-format folder. Training from scratch takes
-about 10 minutes on 2 CPU cores (one torch thread), once per machine.
+about 17 minutes on one CPU core (``python -m models.train --only shapes-yolo``); the file is
+shipped in ``models/trained`` as weights and layer config only (:class:`ShippedYolo`).
 
 Offline pitfalls of ultralytics (8.4) and what this module does about them:
 
@@ -30,9 +31,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 from unittest import mock
@@ -41,7 +42,7 @@ import cv2
 import numpy as np
 
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
-from models.registry import atomic_torch_save, trained_dir
+from models.checkpoints import Shipped
 from models.ultra import ultralytics as _ultralytics
 
 if TYPE_CHECKING:  # imported lazily: ultralytics is slow to import
@@ -51,8 +52,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 Progress = Callable[[float, str], None]
 
-FORMAT_VERSION = 1
-FILE_NAME = "shapes_yolo.pt"
+FORMAT_VERSION = 2  # 2: weights-only file (layer config + state dict), shipped in models/trained
 IMGSZ = 192  # training and inference size (scenes are drawn at 320 and downscaled)
 # The scenes the detector is trained and judged on: at most 5 shapes, none smaller than 18 %
 # of the side, so every shape keeps enough pixels at IMGSZ to be told apart.
@@ -63,7 +63,6 @@ MODEL_SCALE = (0.50, 0.125, 256)
 TRAIN_SEEDS_START, VAL_SEEDS_START = 0, 50_000  # train scenes 0.., val scenes 50000..
 EVAL_SEEDS = tuple(range(900_000, 900_050))  # held out: never used in training
 
-_LOCK = threading.Lock()
 
 
 
@@ -155,13 +154,8 @@ def write_model_yaml(folder: Path, *, scale: Sequence[float] = MODEL_SCALE, base
     return path
 
 
-def weights_path() -> Path:
-    """Where the trained detector is cached (inside ``models.registry.trained_dir()``)."""
-    return trained_dir() / FILE_NAME
-
-
 def fit_on_shapes(model_yaml: Path, data: Path, runs: Path, *, task: str, report: Progress, seed: int,
-                  epochs: int, imgsz: int, batch: int, **train_overrides):
+                  epochs: int, imgsz: int, batch: int, epoch_losses: list | None = None, **train_overrides):
     """Ultralytics' own trainer on a shapes dataset from ``model_yaml`` (no pretrained weights),
     with the offline-safe arguments; runs go to ``runs``. Returns the finished trainer.
 
@@ -175,6 +169,8 @@ def fit_on_shapes(model_yaml: Path, data: Path, runs: Path, *, task: str, report
         done = trainer.epoch + 1
         losses = trainer.label_loss_items(trainer.tloss) if isinstance(trainer.tloss, dict) else {}
         text = ", ".join(f"{k.split('/')[-1]} {float(v):.2f}" for k, v in losses.items())
+        if epoch_losses is not None:  # the sum of the loss terms, per epoch
+            epoch_losses.append(round(sum(float(v) for v in losses.values()), 4))
         report(done / trainer.epochs, f"epoch {done}/{trainer.epochs}: {text}")
 
     model.add_callback("on_train_epoch_end", on_epoch_end)
@@ -190,86 +186,144 @@ def fit_on_shapes(model_yaml: Path, data: Path, runs: Path, *, task: str, report
     return model.trainer
 
 
-def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, dest: Path | None = None,
-                      quiet: bool = True,
-                      n_train: int = 800, n_val: int = 40, epochs: int = 30, imgsz: int = IMGSZ,
+def train_shapes_yolo(*, seed: int = 0, progress: Progress | None = None, quiet: bool = True,
+                      n_train: int = 1600, n_val: int = 40, epochs: int = 60, imgsz: int = IMGSZ,
                       batch: int = 16, model_scale: Sequence[float] = MODEL_SCALE, evaluate: bool = True,
-                      **train_overrides) -> tuple[Path, dict]:
-    """Train YOLO11 (from its yaml, no pretrained weights) on shapes; write it atomically to ``dest``.
+                      **train_overrides) -> tuple["YOLO", dict]:
+    """Train YOLO11 (from its yaml, no pretrained weights) on shapes; ``(YOLO, metrics)``.
 
-    Returns ``(dest, metrics)``; ``dest`` defaults to :func:`weights_path`. The checkpoint is
-    ultralytics' own ``last.pt`` (optimizer stripped) with an extra ``"cvlab"`` entry holding
-    the format version, class names and metrics, so ``ultralytics.YOLO(dest)`` loads it and
-    ``YOLO(dest).ckpt["cvlab"]`` describes it.
-    """
-    import torch
+    The model returned is already what :data:`SHIPPED` writes and loads back (ultralytics'
+    EMA weights at half precision, see :func:`pack_ultralytics`), and the held-out metrics
+    are measured on it."""
+    return _train_yolo(SHIPPED, seed=seed, progress=progress, quiet=quiet, n_train=n_train, n_val=n_val,
+                       epochs=epochs, imgsz=imgsz, batch=batch, model_scale=model_scale,
+                       evaluate=(lambda yolo: evaluate_shapes_yolo(yolo, EVAL_SEEDS, imgsz=imgsz)) if evaluate else None,
+                       label_lines=box_label_lines, **train_overrides)
 
-    _ultralytics()
-    from ultralytics import YOLO
 
-    dest = Path(dest) if dest is not None else weights_path()
+def _train_yolo(shipped: "ShippedYolo", *, seed: int, progress: Progress | None, quiet: bool, n_train: int,
+                n_val: int, epochs: int, imgsz: int, batch: int, model_scale: Sequence[float],
+                evaluate: Callable[["YOLO"], dict] | None, label_lines: Callable[[Scene], list[str]],
+                **train_overrides) -> tuple["YOLO", dict]:
+    """The shapes YOLOs' common recipe (detector and segmenter): draw the scenes, fit, pack."""
     report = progress or (lambda frac, msg: None)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="shapes_yolo_") as tmp, _offline_training(quiet=quiet):
+    with tempfile.TemporaryDirectory(prefix=f"{shipped.name}_") as tmp, _offline_training(quiet=quiet):
         tmp = Path(tmp)
         report(0.0, f"drawing {n_train + n_val} training scenes")
-        data = write_dataset(tmp / "data", n_train=n_train, n_val=n_val)
-        trainer = fit_on_shapes(write_model_yaml(tmp, scale=model_scale), data, tmp / "runs", task="detect",
-                                report=report, seed=seed, epochs=epochs, imgsz=imgsz, batch=batch,
+        data = write_dataset(tmp / "data", n_train=n_train, n_val=n_val, label_lines=label_lines)
+        model_yaml = write_model_yaml(tmp, scale=model_scale, base=shipped.base_yaml)
+        epoch_losses: list[float] = []
+        trainer = fit_on_shapes(model_yaml, data, tmp / "runs", task=shipped.task, report=report, seed=seed,
+                                epochs=epochs, imgsz=imgsz, batch=batch, epoch_losses=epoch_losses,
                                 **train_overrides)
-        weights = Path(trainer.last)
+        suffixes = {"(B)": "_box", "(M)": "_mask"} if shipped.task == "segment" else {"(B)": "", "(M)": "_mask"}
         metrics = {
             "train_seconds": round(time.perf_counter() - t0, 1),
             "epochs": epochs, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed,
-            "model_scale": list(model_scale),
-            **{k.split("/")[-1].replace("(B)", ""): round(float(v), 4)
+            "model_scale": list(model_scale), "epoch_losses": epoch_losses,
+            # ultralytics' own validation on the val scenes after the last epoch
+            **{_metric_name(k, suffixes): round(float(v), 4)
                for k, v in (trainer.metrics or {}).items() if k.startswith("metrics/")},
         }
-        ckpt = torch.load(weights, map_location="cpu", weights_only=False)  # our own file, just written
-        ckpt["cvlab"] = {"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES),
-                         "metrics": metrics}
-        if evaluate:  # held-out quality, measured on the exact file we are about to publish
-            torch.save(ckpt, tmp / "final.pt")
-            metrics.update(evaluate_shapes_yolo(YOLO(str(tmp / "final.pt"), task="detect"), EVAL_SEEDS))
-        metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
-        atomic_torch_save(ckpt, dest)
-    return dest, metrics
+        yolo = shipped.restore(pack_ultralytics(Path(trainer.last), shipped, metrics))
+    if evaluate is not None:  # held-out quality, measured on exactly what is shipped
+        metrics.update(evaluate(yolo))
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+    yolo.ckpt["cvlab"]["metrics"] = metrics
+    return yolo, metrics
 
 
-def _load(path: Path, *, task: str = "detect", format_version: int = FORMAT_VERSION) -> "YOLO | None":
-    """The cached model, or None if it is absent, unreadable, of another task or from another
-    code version (``format_version``)."""
-    if not path.is_file():
-        return None
-    _ultralytics()
-    from ultralytics import YOLO
-
-    try:
-        yolo = YOLO(str(path), task=task)
-    except Exception:  # a corrupt or foreign file is simply retrained
-        return None
-    meta = (getattr(yolo, "ckpt", None) or {}).get("cvlab") or {}
-    names = tuple(yolo.names[i] for i in sorted(yolo.names))
-    if meta.get("format_version") != format_version or names != SHAPE_CLASSES or yolo.task != task:
-        return None
-    return yolo
+def _metric_name(key: str, suffixes: dict[str, str]) -> str:
+    name = key.split("/")[-1]
+    for tag, suffix in suffixes.items():
+        name = name.replace(tag, suffix)
+    return name
 
 
-def load_or_train_shapes_yolo(progress: Progress | None = None) -> "YOLO":
-    """The cached shapes detector, trained once (even with concurrent callers) if missing or stale."""
-    with _LOCK:
-        path = weights_path()
-        yolo = _load(path)
-        if yolo is None:
-            train_shapes_yolo(progress=progress, dest=path)
-            yolo = _load(path)
-            if yolo is None:
-                raise RuntimeError(f"trained shapes detector at {path} could not be loaded back")
+# --- the shipped file: weights and layer config, no pickled objects ------------------------
+
+
+def pack_ultralytics(path: Path, shipped: "ShippedYolo", metrics: dict) -> dict:
+    """The checkpoint :class:`ShippedYolo` stores, from an ultralytics ``last.pt`` that our
+    own trainer has just written (the only pickle this module ever opens): the EMA weights at
+    the half precision ultralytics saved them in, the model's layer config and the header."""
+    import torch
+
+    from models.checkpoints import jsonable
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # ultralytics' own file, just written
+    model = ckpt.get("ema") or ckpt["model"]
+    return {**shipped.header, "yaml": jsonable(model.yaml), "state_dict": _half(model.state_dict()),
+            "metrics": jsonable(metrics)}
+
+
+def _half(state: dict) -> dict:
+    return {k: v.detach().half() if v.is_floating_point() else v.detach() for k, v in state.items()}
+
+
+@dataclass(kw_only=True)
+class ShippedYolo(Shipped):
+    """A shipped ultralytics YOLO: its file holds the layer config (``yaml``) and a state dict,
+    read with ``weights_only=True``; loading builds the network from the config, as
+    ``YOLO("....yaml")`` does, and loads the weights into it."""
+
+    task: str = "detect"
+    base_yaml: str = "yolo11n.yaml"
+
+    def checkpoint(self, yolo, metrics: dict) -> dict:
+        from models.checkpoints import jsonable
+
+        return {**self.header, "yaml": jsonable(yolo.model.yaml), "state_dict": _half(yolo.model.state_dict()),
+                "metrics": jsonable(metrics)}
+
+    def restore(self, ckpt: dict) -> "YOLO":
+        _ultralytics()
+        from ultralytics import YOLO
+        from ultralytics.utils import YAML
+
+        with tempfile.TemporaryDirectory(prefix="cvlab_yolo_") as tmp:
+            cfg = Path(tmp) / f"{Path(self.base_yaml).stem}-shapes.yaml"  # "11n": ultralytics' scale "n"
+            YAML.save(cfg, {k: v for k, v in ckpt["yaml"].items() if k != "yaml_file"})
+            yolo = YOLO(str(cfg), task=self.task)
+        yolo.model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                    for k, v in ckpt["state_dict"].items()})
+        yolo.model.names = dict(enumerate(ckpt["class_names"]))
+        yolo.model.eval()
+        yolo.overrides.update(imgsz=IMGSZ, task=self.task)  # as a checkpoint's training args would
+        yolo.ckpt = {"cvlab": {k: ckpt[k] for k in ("format_version", "class_names", "metrics") if k in ckpt}}
         return yolo
 
 
+def box_fingerprint(n: int = 8) -> str:
+    """Digest of the first ``n`` training scenes and their YOLO label rows."""
+    from models.checkpoints import fingerprint
+
+    parts = []
+    for seed in range(TRAIN_SEEDS_START, TRAIN_SEEDS_START + n):
+        scene = detection_scene(seed)
+        parts += [scene.image, box_label_lines(scene)]
+    return fingerprint(*parts)
+
+
+RECIPE = dict(seed=0, n_train=1600, n_val=40, epochs=60)
+
+SHIPPED = ShippedYolo(
+    name="shapes-yolo", recipe=RECIPE, train=train_shapes_yolo, task="detect", base_yaml="yolo11n.yaml",
+    evaluate=lambda yolo: evaluate_shapes_yolo(yolo, EVAL_SEEDS), fingerprint=box_fingerprint, score="recall",
+    shown=("precision", "recall", "mAP50"),
+    header={"format_version": FORMAT_VERSION, "class_names": list(SHAPE_CLASSES), "task": "detect"},
+    quick=dict(n_train=48, n_val=8, epochs=3, evaluate=False),
+)
+
+
+def load_shapes_yolo() -> "YOLO":
+    """The shipped shapes detector; raises registry.WeightsUnavailable if it is missing."""
+    return SHIPPED.load()
+
+
 def stored_metrics(yolo: "YOLO") -> dict:
-    """The metrics saved with a detector from :func:`train_shapes_yolo` ({} for other models)."""
+    """The metrics saved with a shipped or freshly trained shapes YOLO ({} for other models)."""
     return dict(((getattr(yolo, "ckpt", None) or {}).get("cvlab") or {}).get("metrics") or {})
 
 

@@ -36,10 +36,10 @@ if names:
 else:
     st.info("**Offline demonstration.** Neither COCO detector is available, so the same pipeline "
             "runs on a synthetic shapes scene with a YOLO11n-architecture detector that this "
-            "project trains itself on such scenes (cached after the first run). Green dashed "
+            "project trains itself on such scenes (shipped with the lab). Green dashed "
             "boxes are the scene's true objects.", icon="🧪")
     scene_no = right.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
-    cm.ensure_trained("shapes-yolo")
+    cm.require_shipped("shapes-yolo")
     image, truth = cm.shapes_scene(int(scene_no))
     names = ["shapes-yolo"]
 

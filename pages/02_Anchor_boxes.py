@@ -73,7 +73,7 @@ else:
             "what happens in training — and the anchor-free part runs the YOLO11n-architecture detector "
             "this project trains itself on such scenes.", icon="🧪")
     scene_no = m4.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
-    cm.ensure_trained("shapes-yolo")
+    cm.require_shipped("shapes-yolo")
     image, truth = cm.shapes_scene(int(scene_no))
     yolo_name, source = "shapes-yolo", "truth"
     obj_boxes, obj_names = truth.boxes, truth.names()

@@ -47,10 +47,10 @@ else:
         weights_missing(err)
     st.info("**Offline demonstration.** Neither pretrained segmentation network is available, so the "
             "same pipeline runs on a synthetic shapes scene with a small encoder–decoder (mini ASPP, "
-            "U-Net skips) that this project trains itself on such scenes (cached after the first run). "
+            "U-Net skips) that this project trains itself on such scenes (shipped with the lab). "
             "Its classes are background plus six shapes.", icon="🧪")
     scene_no = left.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
-    cm.ensure_trained("shapes-seg")
+    cm.require_shipped("shapes-seg")
     scene = cs.shapes_scene(int(scene_no))
     image, name = scene.image, "shapes-seg"
 

@@ -62,7 +62,7 @@ if source == "clip":
     st.caption(f"{trk.CLIP_FRAMES} frames of {trk.CLIP_SIZE}×{trk.CLIP_SIZE} px at {trk.CLIP_FPS:g} fps, drawn like "
                "the scenes the detector was trained on. Detector: **shapes-yolo** (YOLO11 layers trained here on "
                "such scenes; a COCO detector does not know these shapes). The sidebar image is not used here.")
-    cm.ensure_trained(SHAPES)
+    cm.require_shipped(SHAPES)
     try:
         found = ct.clip_detections(seed, occ_x, occ_w, occ_t, SHAPES, device, progress)
         run = ct.clip_run(seed, occ_x, occ_w, occ_t, SHAPES, device, tracker, conf, buffer, found, progress)
@@ -84,7 +84,7 @@ else:
         st.info("Upload a short video (MP4, WebM, MOV or AVI) to track its objects.", icon="🎞️")
     else:
         if detector == SHAPES:
-            cm.ensure_trained(SHAPES)
+            cm.require_shipped(SHAPES)
         digest = ct.video_digest(video)
         key = (digest, detector, device)
         requested = st.session_state.setdefault("_track.requested", [])

@@ -65,7 +65,7 @@ else:
                 "page runs the YOLO11n-architecture detector this project trains itself, on a synthetic "
                 "shapes scene whose true boxes are known (green dashed).", icon="🧪")
         scene_no = st.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
-        cm.ensure_trained("shapes-yolo")
+        cm.require_shipped("shapes-yolo")
         lab_image, truth = cm.shapes_scene(int(scene_no))
         det_name = "shapes-yolo"
     rgb, digest, model_name = lab_image.work, lab_image.digest, det_name

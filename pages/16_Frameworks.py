@@ -37,7 +37,7 @@ freezing = c3.toggle("Inductor freezing", key=url.key("freeze", FREEZE),
                           "folding and weight pre-packing happen at compile time (inference only).")
 url.sync()
 
-cm.ensure_trained(cfw.MODEL)
+cm.require_shipped(cfw.MODEL)
 clf = classifier(cfw.MODEL, device)
 images, labels = cfw.samples(seed, n)
 probs = cfw.eager_probs(device, seed, n, clf)

@@ -27,7 +27,7 @@ NCLS = Param(default=2, kind=int, lo=2, hi=5)
 
 url = UrlState("tl")
 model = choose_model(shapes=False)  # section 3's backbone: EfficientNet-Lite0 unless chosen otherwise
-cm.ensure_trained("shapes-pretext")
+cm.require_shipped("shapes-pretext")
 metrics = ct.pretext_metrics()
 src_names, tgt_names = tl.class_names(tl.SOURCE_CLASSES), tl.class_names(tl.TARGET_CLASSES)
 st.info(f"**Sections 1 and 2 use a backbone this project trained itself, on a different task**: telling "

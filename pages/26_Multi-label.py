@@ -61,7 +61,7 @@ st.markdown(f"The same conv net trains twice on the same {n_train} scenes with t
             "CNN (trained on one centred shape per crop, so it already has detectors for the six shapes; its global "
             "max pool asks \"does this detector fire anywhere?\") with a fresh, seeded 6-output head; blocks 1-3 stay frozen "
             "(run once per scene), block 4 and the head are trained. Scored on 300 held-out scenes. With the defaults this takes about 25 s on one core (most of it drawing the scenes, done once per size and seed).")
-cm.ensure_trained("shapes-cnn")
+cm.require_shipped("shapes-cnn")
 settings = (n_train, epochs, seed)
 result, stopped = train_button("Train both heads", key="ml.train", settings=settings,
                                start=lambda bar: cml.run_compare(*settings, _progress=bar))

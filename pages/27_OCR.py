@@ -112,7 +112,7 @@ if reader is not None:
     m1.code(e["text"] or "(nothing)", language=None, wrap_lines=True)
     m2.metric("EasyOCR confidence · CER", f"{e['confidence']:.2f} · {e['cer']:.0%}",
               help="CER = edit distance (insertions + deletions + substitutions) / length of the true text.")
-cm.ensure_trained("ocr-crnn")
+cm.require_shipped("ocr-crnn")
 if use_crnn:
     c_run = co.crnn_on_line(text, changed, size)
     m3.caption("Small CRNN read")
@@ -156,7 +156,7 @@ left, right = st.columns([3, 2])
 with left:
     st.dataframe(facts["layers"], hide_index=True, width="stretch")
 with right:
-    st.markdown(f"**{facts['parameters']:,} parameters.** Trained once per machine with CTC loss on "
+    st.markdown(f"**{facts['parameters']:,} parameters.** Trained by this project (and shipped with it) with CTC loss on "
                 f"{met.get('n_train', '?')} rendered lines (random words, letter strings and numbers; Pillow's font "
                 f"and two Hershey fonts; random sizes, ink, offsets, blur, noise) for {met.get('epochs', '?')} epochs "
                 f"in {met.get('train_seconds', 0):.0f} s.")

@@ -27,18 +27,18 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_shapes_yolo():
-    """The project's own shapes detector, trained once per machine into ./weights/trained."""
-    from models.shapes_yolo import load_or_train_shapes_yolo
+    """The project's own shapes detector, shipped in models/trained."""
+    from models.shapes_yolo import load_shapes_yolo
 
-    return load_or_train_shapes_yolo()
+    return load_shapes_yolo()
 
 
 @pytest.fixture(scope="session")
 def trained_shapes_cnn():
-    """The project's own shapes classifier, trained once per machine (seconds) into ./weights/trained."""
-    from models.shapes_cnn import load_or_train_shapes_cnn
+    """The project's own shapes classifier, shipped in models/trained."""
+    from models.shapes_cnn import load_shapes_cnn
 
-    return load_or_train_shapes_cnn()
+    return load_shapes_cnn()
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +53,11 @@ def efficientnet():
 
 @pytest.fixture(scope="session")
 def trained_models():
-    """Every model this project trains itself (registry source "trained"), trained once per
-    machine into ./weights/trained: pages fall back on them offline, and a page test must not
-    spend AppTest's timeout on a first training run."""
+    """Every model this project trains itself (registry source "trained"), from its shipped
+    file in models/trained (never trained at run time)."""
     from models import registry
 
-    return {spec.name: registry.train(spec.name) for spec in registry.REGISTRY.values() if spec.source == "trained"}
+    return {spec.name: registry.load_trained(spec.name) for spec in registry.REGISTRY.values() if spec.source == "trained"}
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -306,12 +305,9 @@ def _counts(at):
 
 
 def test_page_offline_counts_equal_the_pure_functions(trained_shapes_yolo, monkeypatch, tmp_path):
-    from models.registry import get_spec
     from tests.test_pages import _page
 
-    (tmp_path / "trained").mkdir()
-    shutil.copy(get_spec("shapes-yolo").path, tmp_path / "trained" / "shapes_yolo.pt")
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))  # no COCO weights: the shipped shapes YOLO
     at = _page(PAGE, scene="3")
     assert not at.exception, [e.value for e in at.exception]
     assert any("Offline demonstration" in i.value for i in at.info)
@@ -352,12 +348,9 @@ def test_page_offline_counts_equal_the_pure_functions(trained_shapes_yolo, monke
 
 
 def test_page_changing_the_layout_changes_the_anchor_count(trained_shapes_yolo, monkeypatch, tmp_path):
-    from models.registry import get_spec
     from tests.test_pages import _page
 
-    (tmp_path / "trained").mkdir()
-    shutil.copy(get_spec("shapes-yolo").path, tmp_path / "trained" / "shapes_yolo.pt")
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))  # no COCO weights: the shipped shapes YOLO
     at = _page(PAGE, levels="retina", scales="octave", ratios="ssd", stride="4", low="0.9", high="0.4")
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="anc.stride").value == 8  # stride 4 is not a RetinaNet level: nearest one

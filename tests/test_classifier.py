@@ -12,9 +12,9 @@ from core.shapes import SHAPE_CLASSES
 
 @pytest.fixture(scope="module")
 def shapes_clf():
-    from models.shapes_cnn import load_or_train_shapes_cnn
+    from models.shapes_cnn import load_shapes_cnn
 
-    return C.Classifier.shapes(load_or_train_shapes_cnn())
+    return C.Classifier.shapes(load_shapes_cnn())
 
 
 def test_shapes_normalisation_is_the_training_one():

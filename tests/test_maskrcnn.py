@@ -4,7 +4,6 @@ R-CNN's masks fall on the true shapes, and the page reports what the pure functi
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -46,9 +45,9 @@ def untrained_r50():
 
 @pytest.fixture(scope="session")
 def trained_shapes_maskrcnn():
-    from models.shapes_maskrcnn import load_or_train_shapes_maskrcnn
+    from models.shapes_maskrcnn import load_shapes_maskrcnn
 
-    return configure(load_or_train_shapes_maskrcnn(), score_thresh=0.05, detections=100)
+    return configure(load_shapes_maskrcnn(), score_thresh=0.05, detections=100)
 
 
 # --- the staged run is the model's own forward pass ----------------------------------------
@@ -197,24 +196,18 @@ def test_staged_run_equals_forward_pass_trained(trained_shapes_maskrcnn):
 
 
 def _page_offline(monkeypatch, tmp_path, **query):
-    """The page with no COCO weights: only the project's own trained models in the weights folder."""
-    from models.registry import get_spec
+    """The page with no COCO weights (an empty weights folder): only the project's own shipped models."""
     from tests.test_pages import _page
 
-    (tmp_path / "trained").mkdir()
-    for name in ("shapes-maskrcnn", "shapes-yolo-seg"):
-        spec = get_spec(name)
-        if spec.is_present():
-            shutil.copy(spec.path, tmp_path / spec.file)
     monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
     return _page(PAGE, **query)
 
 
 def _expected(seed: int, score: float, mask: float):
     """What the page must report, from the pure functions (the cache keeps masks as float16)."""
-    from models.shapes_maskrcnn import load_or_train_shapes_maskrcnn
+    from models.shapes_maskrcnn import load_shapes_maskrcnn
 
-    model = configure(load_or_train_shapes_maskrcnn(), score_thresh=0.05, detections=100)
+    model = configure(load_shapes_maskrcnn(), score_thresh=0.05, detections=100)
     run = staged_run(model, detection_scene(seed).image, categories=SHAPE_CLASSES)
     inst = run.instances
     inst = InstanceMasks(inst.masks.astype(np.float16), inst.boxes, inst.scores, inst.labels, inst.categories)
@@ -259,9 +252,9 @@ def test_page_offline_reports_what_the_pure_functions_compute(trained_shapes_mas
 
 @pytest.fixture(scope="session")
 def trained_shapes_yolo_seg():
-    from models.registry import train
+    from models.registry import load_trained
 
-    return train("shapes-yolo-seg")
+    return load_trained("shapes-yolo-seg")
 
 
 # --- real weights -------------------------------------------------------------------------------

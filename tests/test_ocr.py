@@ -122,9 +122,9 @@ def test_easyocr_reads_clean_text_and_fails_under_heavy_blur(reader):
 
 @pytest.fixture(scope="module")
 def crnn():
-    from models.ocr_crnn import load_or_train_ocr_crnn
+    from models.ocr_crnn import load_ocr_crnn
 
-    return load_or_train_ocr_crnn()
+    return load_ocr_crnn()
 
 
 def test_crnn_reads_held_out_lines_below_its_bar(crnn):

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for d in ("Home.py", "pages", "components", "core", "models", "benchmark")
                  for p in ([ROOT / d] if d.endswith(".py") else (ROOT / d).rglob("*.py")))
 # torch.load(..., weights_only=False) is allowed only here, on a file this process just wrote.
-PICKLE_OK = {("models/shapes_yolo.py", "torch.load"), ("models/shapes_yolo_seg.py", "torch.load")}  # our own fresh checkpoints
+PICKLE_OK = {("models/shapes_yolo.py", "torch.load")}  # pack_ultralytics: the last.pt our own trainer just wrote
 FETCH_OK = {"models/registry.py", "benchmark/driver.py"}  # fixed weight URLs; the loopback health check
 
 

@@ -259,14 +259,15 @@ def test_concurrent_attributions_equal_serial_and_leave_no_hooks(shapes):
 
 # --- behaviour on the trained shapes CNN --------------------------------------------------------
 
-PEAK_IN_BOX_BAR = 0.8  # of 40 held-out canvases; the true box covers ~7 % of the canvas on average
+# Of 40 held-out canvases, with the shipped shapes CNN (the same file on every machine): 36
+# measured, identical with AVX-512 and ATEN_CPU_CAPABILITY=avx2 kernels; the bar allows two
+# canvases to flip on another CPU's rounding. The true box covers ~7 % of the canvas on average.
+PEAK_IN_BOX_BAR = 0.85
 
 
 def test_gradcam_peak_falls_inside_the_true_box(shapes):
-    """The page's measure (the peak after a 3-px blur, S.peak_in_box) on 40 held-out canvases.
-    The shapes CNN is trained on each machine, so the bar has room for its spread: measured
-    0.90 with the model trained on this development machine (raw, unblurred peak: 0.85; most
-    misses 1-3 px outside the box's edge) and 30 of 30 with an earlier machine's."""
+    """The page's measure (the peak after a 3-px blur, S.peak_in_box) on 40 held-out canvases
+    (0.90 measured; most misses are 1-3 px outside the box's edge)."""
     hits, shares = [], []
     for seed in range(2000, 2040):
         s = shape_sample(seed)
@@ -302,10 +303,8 @@ def test_randomising_the_network_changes_gradcam_but_hardly_saliency(shapes):
 
 def test_deleting_gradcams_pixels_first_hurts_more_than_random(shapes):
     """Deletion AUC (blur fill, 5 % steps) of Grad-CAM vs random order (3 orders averaged),
-    on 20 held-out canvases: lower on at least 12, and below 0.75 x random on average.
-    Measured with the shapes CNN trained on this development machine: lower on 15 of 20, mean
-    ratio 0.50 (an earlier machine's model: 10 of its first 10); the bars leave room for the
-    spread between machines that train it."""
+    on 20 held-out canvases. With the shipped shapes CNN: lower on 15 of 20, mean ratio 0.50,
+    identical with AVX-512 and AVX2 kernels; the bars allow two canvases of rounding."""
     ours, random = [], []
     for seed in range(2000, 2020):
         s = shape_sample(seed)
@@ -314,8 +313,8 @@ def test_deleting_gradcams_pixels_first_hurts_more_than_random(shapes):
         ours.append(S.deletion_curve(shapes, unit, s.label, S.deletion_order(heat)).auc)
         random.append(S.random_deletion(shapes, unit, s.label).auc)
     ours, random = np.array(ours), np.array(random)
-    assert (ours < random).sum() >= 12, (ours, random)
-    assert ours.mean() < 0.75 * random.mean(), (ours.mean(), random.mean())
+    assert (ours < random).sum() >= 13, (ours, random)
+    assert ours.mean() < 0.6 * random.mean(), (ours.mean(), random.mean())
 
 
 def test_deletion_curve_bookkeeping(shapes):
@@ -424,7 +423,6 @@ def test_page_resnet18_choice_on_the_photo(trained_shapes_cnn, tmp_path, monkeyp
 
     torch.manual_seed(0)
     torch.save(registry.build_architecture("resnet18").state_dict(), tmp_path / registry.get_spec("resnet18").file)
-    (tmp_path / "trained").symlink_to(registry.trained_dir().resolve(), target_is_directory=True)
     monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
     calls = []
     real = S.attribute

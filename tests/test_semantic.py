@@ -5,7 +5,6 @@ against the pure function on the same input."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,15 @@ from models import registry, shapes_seg
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/04_Semantic_segmentation.py"
-# Measured: 0.75 mean IoU (background included) on the 200 held-out scenes after the default
-# training (seed 0, about two minutes on 2 cores). The bar leaves room for float/thread noise.
+# The shipped net's mean IoU (background included) on the 200 held-out scenes is 0.77
+# (models/trained/manifest.json); re-measured here on other scenes through the page's path.
 MIOU_BAR = 0.65
 
 
 @pytest.fixture(scope="session")
 def trained_shapes_seg():
-    """The project's own semantic net, trained once per machine into ./weights/trained."""
-    return shapes_seg.load_or_train_shapes_seg()
+    """The project's own semantic net, shipped in models/trained."""
+    return shapes_seg.load_shapes_seg()
 
 
 # --- pure functions ---------------------------------------------------------------------------
@@ -197,26 +196,11 @@ def test_trained_net_mean_iou_on_held_out_scenes(trained_shapes_seg):
     assert np.nanmean(sem.iou_per_class(total)) >= MIOU_BAR
 
 
-def test_trained_checkpoint_is_reused_and_stale_files_retrain(trained_shapes_seg, tmp_path, monkeypatch):
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
-    (tmp_path / "trained").mkdir()
-    path = tmp_path / "trained" / "shapes_seg.pt"
-    shapes_seg.save_checkpoint(trained_shapes_seg, {"mean_iou": 0.5}, path)
-    again = shapes_seg.load_or_train_shapes_seg()
-    for a, b in zip(again.state_dict().values(), trained_shapes_seg.state_dict().values()):
-        assert torch.equal(a, b)
-    assert shapes_seg.load_metrics() == {"mean_iou": 0.5}
-    path.write_bytes(b"not a checkpoint")
-    assert shapes_seg._load(path) is None  # a corrupt file would be retrained, never unpickled
-
-
 # --- the page (offline path) ----------------------------------------------------------------------
 
 
 def _offline_weights(tmp_path, monkeypatch):
-    (tmp_path / "trained").mkdir()
-    shutil.copy(registry.get_spec("shapes-seg").path, tmp_path / "trained" / "shapes_seg.pt")
-    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("CVLAB_WEIGHTS", str(tmp_path))  # no torchvision weights: the shipped shapes FCN
 
 
 def _page(**query):

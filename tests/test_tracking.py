@@ -387,8 +387,6 @@ def test_real_yolo_keeps_one_id_on_a_moving_cat(coco_weights_dir):
 
 @pytest.mark.real_weights
 def test_page_tracks_an_upload_with_real_yolo(coco_weights_dir, trained_shapes_yolo):
-    (coco_weights_dir / "trained").mkdir()  # the page opens on the generated clip: no training here
-    (coco_weights_dir / "trained" / "shapes_yolo.pt").symlink_to(Path(trained_shapes_yolo.ckpt_path).resolve())
     at = _page()
     at.radio(key="track.src").set_value("upload").run()
     assert not any("yolo11n.pt" in w.value for w in at.warning)

@@ -22,9 +22,9 @@ PAGE = "pages/19_Transfer_learning.py"
 
 @pytest.fixture(scope="session")
 def backbone():
-    from models.shapes_pretext import load_or_train_shapes_pretext
+    from models.shapes_pretext import load_shapes_pretext
 
-    return load_or_train_shapes_pretext()
+    return load_shapes_pretext()
 
 
 @pytest.fixture(scope="session")
