@@ -315,16 +315,18 @@ def test_gray_world_recovers_confidence_lost_to_a_colour_cast(shapes_clf):
 
 
 def test_detector_loses_an_occluded_object_and_keeps_the_others(trained_shapes_yolo):
-    """Bar, on 6 held-out detection scenes, for every object the shapes detector finds with a
+    """Bar, on 20 held-out detection scenes, for every object the shapes detector finds with a
     best score >= 0.5: a black square of the box's long side over it lowers its best score by
-    at least 0.5 on average and by > 0.1 for at least 90 % of them; objects the square does not
-    touch change by less than 0.05 on average (measured on 20 scenes: 0.86, 96 %, 0.004)."""
+    at least 0.7 on average and by > 0.1 for at least 90 % of them; objects the square does not
+    touch change by less than 0.05 on average. Measured with the shipped detector (70 objects):
+    0.84, 94 %, 0.002; the few it still finds are stars and crosses whose arms reach past the
+    square."""
     from models.detectors import UltralyticsDetector
     from models.shapes_yolo import EVAL_SEEDS, IMGSZ, detection_scene
 
     found = UltralyticsDetector(trained_shapes_yolo, name="shapes-yolo", title="shapes", imgsz=IMGSZ)
     drops, untouched = [], []
-    for seed in EVAL_SEEDS[:6]:
+    for seed in EVAL_SEEDS[:20]:
         s = detection_scene(seed)
         h, w = s.image.shape[:2]
         base = P.best_scores(found.candidates(s.image).detections, s.boxes, s.labels)
@@ -337,9 +339,9 @@ def test_detector_loses_an_occluded_object_and_keeps_the_others(trained_shapes_y
             drops.append(base[i] - after[i])
             free = P.covered_fraction(s.boxes, P.occluder_box(s.image.shape, occ)) == 0
             untouched += list(np.abs(after - base)[free])
-    assert len(drops) >= 12
+    assert len(drops) >= 50
     drops = np.array(drops)
-    assert drops.mean() >= 0.5 and np.mean(drops > 0.1) >= 0.9, drops
+    assert drops.mean() >= 0.7 and np.mean(drops > 0.1) >= 0.9, drops
     assert np.mean(untouched) < 0.05
 
 
