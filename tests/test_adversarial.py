@@ -272,17 +272,24 @@ def test_accuracy_falls_with_eps_and_pgd_is_at_least_as_strong(shapes_setup):
 @pytest.mark.slow
 def test_adversarial_training_buys_robust_accuracy():
     """The page's recipe (1500 crops, 6 epochs, seed 0, FGSM with random start at 4/255, half
-    of each batch adversarial), evaluated with PGD-7 at 2/255 on 200 held-out crops.
-    Measured: normal 96 % clean / ~9 % under attack; adversarial ~80 % clean / ~50 % under
-    attack. About 40 s on an idle core."""
+    of each batch adversarial), evaluated with PGD-7 at 2/255 on 200 held-out crops. About 15 s.
+
+    Float rounding differs between CPUs and the trained models with it. `python -m benchmark.spread
+    --only adversarial` (2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2 kernels:
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2), seed 0 on the two paths / sd of one seed between them:
+      normal clean 0.980 / 0.960, sd 0.023;  adversarial clean 0.815 / 0.805, sd 0.016
+      robust - normal under attack 0.285 / 0.380, sd 0.041;  normal under attack 0.200 / 0.140, sd 0.029
+    Each bar sits at or beyond seed 0's worse value minus (plus, for the ceiling) 3 sd. Over seeds 0-9 the
+    adversarial model's clean accuracy depends on the seed (0.32-0.91) far more than on the kernels, and the
+    robust gain is 0.14-0.49 (no gain: 0; chance accuracy: 1/6)."""
     from components import adversarial as ca
 
     result = adv.compare_training(4, "fgsm", 0.5, 0, n_train=ca.N_TRAIN, n_test=ca.N_TEST, epochs=ca.EPOCHS,
                                   eval_eps=(0, 2), eval_steps=ca.EVAL_STEPS)
     normal, robust = result["curves"]["normal"], result["curves"]["adversarial"]
-    assert normal[0] >= 0.9 and robust[0] >= 0.7, (normal, robust)  # both still classify clean crops
-    assert robust[1] >= normal[1] + 0.25, (normal, robust)
-    assert normal[1] <= 0.25  # the normal model really is broken at 2/255
+    assert normal[0] >= 0.85 and robust[0] >= 0.7, (normal, robust)  # both still classify clean crops
+    assert robust[1] >= normal[1] + 0.15, (normal, robust)
+    assert normal[1] <= 0.3  # the normal model really is broken at 2/255
     assert [row["epoch"] for row in result["history"]["adversarial"]] == list(range(1, ca.EPOCHS + 1))
 
 

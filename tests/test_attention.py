@@ -1,5 +1,5 @@
 """Attention page (Q41): SE and spatial attention by hand, hooked weights are the ones that
-multiply the features, a trained CBAM net looks at the shape more than at the background,
+multiply the features, a trained CBAM net's spatial map is learned and tells the shape from the background,
 plain vs attention accuracy at a fixed seed, determinism, and the page."""
 
 from __future__ import annotations
@@ -81,32 +81,56 @@ def run():
 
 
 def test_both_nets_learn_and_the_gap_is_what_was_measured(run):
-    """Measured at these settings (800 crops x 5 epochs): plain 76 / 72 / 66 %, CBAM 64 / 47 / 62 %
-    on seeds 0 / 1 / 2. On one-shape crops and such a short budget, attention does NOT help: its gates start
-    near 0.5 and slow early learning. So the test asserts only what holds: both learn far above
-    chance (1/6), and the attention net is not ahead by a margin that would mean a leak."""
+    """On one-shape crops and such a short budget (800 crops x 5 epochs), attention does NOT help: its
+    gates start near 0.5 and slow early learning. Float rounding differs between CPUs and moves both nets:
+    `python -m benchmark.spread --only attention` (2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2
+    kernels: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2; the AVX2 path gave exactly the 76 / 72 / 66 %
+    plain and 64 / 47 / 62 % CBAM first quoted for seeds 0 / 1 / 2), seed 0 on the two paths / sd of one
+    seed between them / seeds 0-9:
+      plain 0.737 / 0.760, sd 0.068, 0.24-0.77;  CBAM 0.713 / 0.643, sd 0.083, 0.16-0.84
+      CBAM - plain -0.023 / -0.117, sd 0.118, -0.33 to +0.22
+    So the test asserts only what holds within 3 sd of seed 0: both learn far above chance (1/6), and the
+    attention net is neither far ahead (0.35) nor as accurate as a leaked label would make it (near 1.0)."""
     fp, fa = run["final"]["plain"], run["final"]["cbam"]
-    assert fp > 0.6, fp
-    assert fa > 1 / 6 + 0.25, fa
-    assert fa - fp < 0.1, (fa, fp)
+    assert fp > 0.5, fp
+    assert fa > 0.35, fa
+    assert fa - fp < 0.35 and fa < 0.97, (fa, fp)
 
 
-def test_trained_spatial_map_weighs_the_shape_more_than_the_background(run):
-    """Seed 0 (this run): the block-2 map is higher on the shape on 20 of 20 crops (mean 0.996 vs
-    0.927). Checked by hand on seeds 0-2: it holds on seeds 0 and 1 (20/20), NOT on seed 2 (8/20,
-    0.50 vs 0.52, where block 4's map carries it instead, 14/20): a weak, seed-dependent effect."""
+def test_trained_spatial_map_is_learned_and_tells_the_shape_from_the_background(run):
+    """The spatial gates start almost flat (a sigmoid of a small random conv) and training shapes them.
+    On 20 one-shape crops, `python -m benchmark.spread --only attention` (2-core AMD EPYC, seeds 0-9,
+    AVX-512 kernels and AVX2 kernels: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2), seed 0 on the two
+    paths / sd of one seed between them:
+      block-4 map, sd over the crop: trained 0.245 / 0.280, sd 0.025 (seeds 0-9: 0.046-0.37); untrained
+        0.0004 (seeds 0-9: at most 0.0011)
+      block-4 map, mean |on the shape - on the background|: trained 0.092 / 0.111, sd 0.014 (seeds 0-9:
+        0.031-0.17); untrained at most 0.001
+    The bars sit under seed 0's lower value minus 3 sd. Which way the map leans is NOT stable: the block-2
+    map was higher on the shape on 20 of 20 crops at seed 0 on both paths, but on 0-3 of 20 at seeds 2,
+    4 and 8, and seeds 5 and 7 went from 20 of 20 (AVX-512) to 10 and 1 (AVX2): printed, not asserted."""
     from core.shapes import make_scene
+    from models.shapes_cnn import torch_threads
 
-    net = att.load_net("cbam", run["state"]["cbam"])
-    wins, gaps = 0, []
-    for s in range(20):
-        scene = make_scene(1000 + s, size=64, n_shapes=(1, 1), min_size=0.45, max_size=0.8)
-        m = att.explain(net, scene.image)["gates"]["block2 spatial"]
-        inside, outside = att.mass_inside(m, scene.masks[0])
-        wins += inside > outside
-        gaps.append(inside - outside)
-    assert wins >= 17, (wins, gaps)
-    assert np.mean(gaps) > 0.02, gaps
+    nets = {"trained": att.load_net("cbam", run["state"]["cbam"]),
+            "untrained": att.make_net("cbam", seed=SMALL["seed"]).eval()}
+    spread, apart = {k: [] for k in nets}, {k: [] for k in nets}
+    wins = 0
+    with torch_threads(1):  # one image at a time: two spin-waiting threads on a busy 2-core machine: 100x slower
+        for s in range(20):
+            scene = make_scene(1000 + s, size=64, n_shapes=(1, 1), min_size=0.45, max_size=0.8)
+            for name, net in nets.items():
+                gates = att.explain(net, scene.image)["gates"]
+                m = gates["block4 spatial"]
+                inside, outside = att.mass_inside(m, scene.masks[0])
+                spread[name].append(float(m.std()))
+                apart[name].append(abs(inside - outside))
+                if name == "trained":
+                    inside, outside = att.mass_inside(gates["block2 spatial"], scene.masks[0])
+                    wins += inside > outside
+    print(f"block-2 map higher on the shape on {wins} of 20 crops")
+    assert np.mean(spread["trained"]) >= 0.15 and np.mean(spread["untrained"]) < 0.01, spread
+    assert np.mean(apart["trained"]) >= 0.045, apart
 
 
 def test_same_seed_same_numbers():

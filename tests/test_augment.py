@@ -13,7 +13,13 @@ import pytest
 from core import augment as aug
 
 PAGE = "pages/20_Data_augmentation.py"
-MARGIN = 0.08  # seeds 0-2 at the defaults (200 crops, 25 epochs, flips): +13.3, +11.6, +15.0 points
+# With minus without augmentation at the defaults (200 crops, 25 epochs, flips), seed 0, from `python -m
+# benchmark.spread --only augment` on a 2-core AMD EPYC: +0.092 with AVX-512 kernels, +0.132 with AVX2 kernels
+# (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2); one seed moves by 0.025 (sd) between the two kernel
+# paths. The bar sits under seed 0's lower value minus 3 x 0.025 (0.017). The effect is small and
+# seed-dependent at these defaults: seeds 0-9 gave -0.105 to +0.21 (mean +0.045; 6 of 20 runs below 0), so
+# the test holds seed 0 to its own spread, not to a general claim.
+MARGIN = 0.015
 
 
 @pytest.fixture(scope="module")
@@ -367,10 +373,11 @@ def default_comparison():
 
 def test_with_augmentation_beats_without_on_few_crops(default_comparison):
     """At the page's defaults (200 crops) the plain CNN memorises its crops and stalls, while the one
-    trained on flipped / 90-degree-rotated draws generalises. Margin checked by hand on seeds 0-2 (see the
-    report): at least MARGIN points on each; the test runs seed 0."""
+    trained on flipped / 90-degree-rotated draws generalises better at seed 0 (see MARGIN for the spread)."""
     final = default_comparison["final"]
     assert final["with augmentation"] >= final["without augmentation"] + MARGIN, final
-    assert final["without augmentation"] > 1 / 6 + 0.1  # the plain model learnt something: a fair comparison
+    # the plain model learnt something: a fair comparison (seed 0: 0.490 on both kernel paths; seeds 0-9: 0.38-0.56)
+    assert final["without augmentation"] > 1 / 6 + 0.1
     curve = [r for r in default_comparison["curve"] if r["model"] == "without augmentation"]
-    assert curve[-1]["loss"] < 0.3  # ...and it fits its training crops: it overfits rather than underfits
+    # ...and it fits its training crops: it overfits rather than underfits (seed 0: 0.032 / 0.037; seeds 0-9 <= 0.15)
+    assert curve[-1]["loss"] < 0.3

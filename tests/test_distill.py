@@ -1,10 +1,11 @@
 """Knowledge distillation (core/distill.py, pages/14_Knowledge_distillation.py).
 
 Pure functions first (hand-computed soft targets and KD loss), then the claim the page
-makes: at its default recipe, with a fixed seed, the student trained with the teacher's
-soft targets is not worse on held-out crops than the same student trained on labels alone,
-and both are far above chance (1/6). Then the page itself (AppTest, the shapes CNN chosen in the sidebar;
-EfficientNet-Lite0 on a real photo: tests/test_photo_int8.py)."""
+makes: the student trained with the teacher's soft targets beats the same student trained on
+labels alone on held-out crops, and both are far above chance (1/6), at the page's recipe with
+300 training crops (half its default: see TRAIN_CROPS) on seeds 0 and 1. Then the page itself
+(AppTest, the shapes CNN chosen in the sidebar; EfficientNet-Lite0 on a real photo:
+tests/test_photo_int8.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,18 @@ from core import distill as kd
 
 PAGE = "pages/14_Knowledge_distillation.py"
 CHANCE = 1 / 6  # six shape classes
-BAR = 0.60  # both students must reach this on held-out crops at the page's default recipe
+# KD student minus plain student (held-out accuracy), from `python -m benchmark.spread --only distill` on a
+# 2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2 kernels (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2):
+#   page default, 600 crops: seed 0 +0.055 / +0.082; seeds 0-9 -0.050 to +0.21, mean +0.078; one seed moves by
+#     0.040 (sd) between the kernel paths, so seed 0's gap is within 3 sd of 0 (rounding could flip it)
+#   300 crops: seed 0 +0.202 / +0.175, seed 1 +0.058 / +0.060; seeds 0-9 +0.052 to +0.20, mean +0.108; sd
+#     between the kernel paths 0.025, so 0.018 for the mean of two seeds
+# The test trains at 300 crops (as long as 600 crops at one seed) on seeds 0 and 1; the bar on the mean gap
+# sits under the lower mean (0.118) minus 3 x 0.018. Both students on each seed: 0.507 or more (sd between
+# the kernel paths 0.018); BAR sits under that minus 3 sd, far above chance.
+TRAIN_CROPS, SEEDS = 300, (0, 1)
+KD_GAIN = 0.05
+BAR = 0.45
 
 
 # --- soft targets ----------------------------------------------------------------------------
@@ -205,12 +217,15 @@ def test_alpha_zero_makes_the_two_students_the_same_run(trained_shapes_cnn):
 
 
 @pytest.fixture(scope="module")
-def default_comparison(trained_shapes_cnn):
-    """The page's default recipe (width 4, 600 crops, 15 epochs, T 4, alpha 0.9, seed 0): ~20 s."""
-    return kd.compare(kd.Recipe(), _logits_fn(trained_shapes_cnn))
+def comparisons(trained_shapes_cnn):
+    """The page's recipe (width 4, 15 epochs, T 4, alpha 0.9) on TRAIN_CROPS crops, once per seed in SEEDS:
+    about 7 s each on one core."""
+    return {seed: kd.compare(kd.Recipe(n_train=TRAIN_CROPS, seed=seed), _logits_fn(trained_shapes_cnn))
+            for seed in SEEDS}
 
 
 def test_page_defaults_are_the_tested_recipe():
+    """kd.Recipe() is the page's default; the behavioural test below changes only n_train (TRAIN_CROPS)."""
     import re
     from pathlib import Path
 
@@ -222,14 +237,17 @@ def test_page_defaults_are_the_tested_recipe():
         assert m and float(m.group(1)) == value, name
 
 
-def test_kd_student_is_not_worse_than_the_plain_one_and_both_beat_chance(default_comparison):
-    res = default_comparison
-    fk, fp = res["final"]["KD student"], res["final"]["plain student"]
-    assert fk >= fp, res["final"]
-    assert fk > fp, res["final"]  # strictly: with alpha = 0 the two runs are identical (test above), so KD did this
-    assert fk >= BAR and fp >= BAR, res["final"]  # chance is 1/6
-    assert res["teacher_accuracy"] >= 0.95
-    assert res["teacher_accuracy"] > fk  # the 4x smaller student does not reach its teacher here
+def test_kd_student_beats_the_plain_one_and_both_beat_chance(comparisons):
+    finals = [res["final"] for res in comparisons.values()]
+    gains = [f["KD student"] - f["plain student"] for f in finals]
+    # with alpha = 0 the two runs are identical (test above), so KD did this
+    assert np.mean(gains) >= KD_GAIN, finals
+    for res in comparisons.values():
+        fk, fp = res["final"]["KD student"], res["final"]["plain student"]
+        assert fk >= BAR and fp >= BAR, res["final"]  # chance is 1/6
+        assert res["teacher_accuracy"] >= 0.95
+        assert res["teacher_accuracy"] > fk  # the 4x smaller student does not reach its teacher here
+    res = comparisons[SEEDS[0]]
     # one row per epoch and student, in order; the CSV holds them all with the recipe
     assert [r["epoch"] for r in res["curve"] if r["model"] == "plain student"] == list(range(1, 16))
     from core.tables import rows_csv

@@ -111,10 +111,16 @@ def test_tta_views_keep_size_flip_and_shift_without_wrapping():
 
 # --- a small trained ensemble (one training shared by the tests below) ---------------------------
 
-# 3 members (widths 4/6/8) on 800 crops x 5 epochs, the page's default crops and epochs: about
-# 20 s on one core. Checked by hand for seeds 0, 1 and 2 (members 36-82 %; seed 2: +13 points, gap 17 points): the averaged ensemble
-# beats the mean member by >= 4 points and is within a point of the best member or above it; crops
-# where all members agree have an error rate >= 17 points lower than crops where they split.
+# 3 members (widths 4/6/8) on 800 crops x 5 epochs, the page's default crops and epochs, seed 0: about
+# 12 s on one core. Float rounding differs between CPUs and moves every member: `python -m benchmark.spread
+# --only ensembles` (2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2 kernels: ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2), seed 0 on the two paths / sd of one seed between them / seeds 0-9 (20 runs):
+#   soft average - mean member      0.103 / 0.054, sd 0.021; 0.054-0.155, mean 0.100
+#   majority vote - mean member     0.076 / 0.054, sd 0.017; 0.037-0.123
+#   soft average - best member     -0.003 / 0.008, sd 0.025; -0.075 to +0.045, mean +0.009
+#   error rate split - unanimous    0.224 / 0.322, sd 0.046; 0.133-0.322
+# A bar sits at or under seed 0's lower value minus about 3 sd (the averaged ensemble's lead over the mean
+# member: 2.6 sd above 0, and above 0 in all 20 runs).
 RECIPE = E.Recipe(members=3, n_train=800, epochs=5, seed=0)
 
 
@@ -125,9 +131,9 @@ def trained():
 
 def test_averaged_ensemble_beats_the_mean_member(trained):
     s = E.summary(trained["probs"], trained["y"])
-    assert s["soft_average"] >= s["mean_member"] + 0.03
+    assert s["soft_average"] > s["mean_member"]
     assert s["majority_vote"] > s["mean_member"]
-    assert s["soft_average"] >= s["best_member"] - 0.02  # at worst on par with the best member
+    assert s["soft_average"] >= s["best_member"] - 0.08  # at worst not far below the best member
     assert s["ensemble_nll"] < s["mean_member_nll"]
     assert s["ensemble_confidence"] < s["mean_member_confidence"]  # averaging softens the answer
     curve = {(r["members"], r["combiner"]): r["accuracy"] for r in E.size_curve(trained["probs"], trained["y"])}
@@ -137,7 +143,7 @@ def test_averaged_ensemble_beats_the_mean_member(trained):
 def test_members_disagreeing_means_more_errors(trained):
     split = E.agreement_split(trained["probs"], trained["y"])
     assert split["unanimous"] >= 20 and split["split"] >= 20
-    assert split["error_split"] >= split["error_unanimous"] + 0.15
+    assert split["error_split"] >= split["error_unanimous"] + 0.08
     rows = E.disagreement_table(trained["probs"], trained["y"])
     assert rows[0]["agree"] == RECIPE.members and rows[0]["error_rate"] == min(r["error_rate"] for r in rows)
 

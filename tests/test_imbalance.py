@@ -1,7 +1,7 @@
 """Class imbalance page: the remedies and metrics by hand, then the behavioural claim (a
-rebalancing method lifts the minority recall over plain CE at a fixed seed), then the page.
+rebalancing method lifts the minority recall over plain CE, on the mean of seeds 0-4), then the page.
 
-Margin checked by hand on seeds 0-2 (see ``test_rebalancing_lifts_minority_recall``)."""
+Margins from ``python -m benchmark.spread --only imbalance`` (see ``test_rebalancing_lifts_minority_recall``)."""
 
 from __future__ import annotations
 
@@ -136,24 +136,29 @@ def _minority_recall(comparison) -> dict:
 
 
 def test_rebalancing_lifts_minority_recall(default_comparison):
-    """Class-weighted CE minus plain CE star recall (1000 crops, 10 : 1, star, 6 epochs), seeds 0, 1, 2:
-    +0.27, +0.20, +0.33 on an Intel machine; +0.10, +0.02, +0.28 on a 2-core AMD EPYC (seeds 3, 4 there:
-    +0.18, +0.20). One seed's gain depends on the CPU's arithmetic, so the bar is on the mean of the
-    three seeds (measured 0.27 and 0.13), with room under the lower one."""
+    """Class-weighted CE minus plain CE star recall (1000 crops, 10 : 1, star, 6 epochs), averaged over
+    seeds 0-4. One seed's gain depends on the CPU's arithmetic as much as on the seed:
+    `python -m benchmark.spread --only imbalance` (2-core AMD EPYC) measured, seeds 0-4,
+    +0.10, +0.02, +0.28, +0.18, +0.20 with AVX-512 kernels (mean 0.157) and +0.27, +0.20, +0.33, +0.13,
+    +0.18 with AVX2 kernels (mean 0.223; the figures an Intel machine gave for seeds 0-2); over seeds 0-9
+    0.02-0.42, mean 0.25; one seed moves by 0.066 (sd) between the kernel paths, so the mean of five by
+    0.030. The bar sits under the lower mean minus 3 x 0.030 (0.068), above no lift (0)."""
     rec = _minority_recall(default_comparison)
     gains = [rec["class-weighted CE"] - rec["plain CE"]]
-    for seed in (1, 2):
+    for seed in (1, 2, 3, 4):
         data = im.imbalanced_data(n_train=SMALL["n_train"], ratio=SMALL["ratio"], minority=SMALL["minority"],
                                   seed=seed)
         other = _minority_recall(im.compare(data, methods=("plain CE", "class-weighted CE"),
                                             epochs=SMALL["epochs"], seed=seed))
         gains.append(other["class-weighted CE"] - other["plain CE"])
-    assert np.mean(gains) >= 0.08, gains
+    assert np.mean(gains) >= 0.06, gains
     y, m = default_comparison["y_test"], SMALL["minority"]
     rows = {r["method"]: r for r in im.summary_rows(default_comparison, im.prior(SMALL["ratio"], m))}
     # plain accuracy at the training mix flatters plain CE: it beats its own balanced accuracy by far
+    # (seed 0: +0.106 / +0.133 on the two kernel paths, sd between them 0.011; seeds 0-9: +0.087 or more)
     assert rows["plain CE"]["accuracy_at_training_mix"] > rows["plain CE"]["balanced_accuracy"] + 0.05
-    # lowering the minority threshold lifts plain CE's minority recall without retraining
+    # lowering the minority threshold lifts plain CE's minority recall without retraining (seed 0: +0.45 /
+    # +0.57; seeds 0-9: +0.37 or more)
     low = im.scores(y, im.predict(default_comparison["methods"]["plain CE"]["probs"], m, 0.1))["recall"][m]
     assert low > rec["plain CE"]
 

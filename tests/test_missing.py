@@ -247,14 +247,20 @@ def erasing_pair():
 
 @pytest.mark.slow
 def test_random_erasing_degrades_less_under_block_dropout(erasing_pair):
-    """Measured at these settings: clean 96.5 % (plain) vs 88.5 % (erasing); with 20 % of each
-    test crop removed in 16-px blocks, zero-filled: 26 % vs 49 %; 20 % of scan lines: 23 % vs 72 %."""
+    """Float rounding differs between CPUs and the trained models with it. `python -m benchmark.spread
+    --only missing` (2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2 kernels:
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2), seed 0 on the two paths / sd of one seed between them:
+      clean: plain 0.983 / 0.965, sd 0.020;  erasing 0.850 / 0.885, sd 0.096
+      plain drop - erasing drop (clean to 20 % missing in 16-px blocks): 0.320 / 0.310, sd 0.030
+      erasing - plain with 20 % of scan lines missing: 0.423 / 0.495, sd 0.105
+    Each bar sits at or under seed 0's lower value minus 3 sd. The erasing model's own clean accuracy moves
+    most (seeds 0-9: 0.41-0.96), so the test asserts what each model loses from clean (seeds 0-9: plain loses
+    0.245 or more than erasing), not erasing minus plain under blocks (seed 0: 0.188 / 0.230, sd 0.075, so
+    3 sd reach below 0; seeds 0-9: -0.015 to +0.31)."""
     res = mi.evaluate_pair(erasing_pair, "zeros")
-    plain, erasing = (res.accuracy(m, "blocks", 0.2) for m in (mi.PLAIN, mi.ERASING))
     assert res.accuracy(mi.PLAIN, "blocks", 0.0) > 0.9
-    assert res.accuracy(mi.ERASING, "blocks", 0.0) > 0.8
-    assert erasing > plain + 0.10, (plain, erasing)
-    assert res.accuracy(mi.ERASING, "stripes", 0.2) > res.accuracy(mi.PLAIN, "stripes", 0.2) + 0.2
+    assert res.accuracy(mi.ERASING, "blocks", 0.0) > 0.55
+    assert res.accuracy(mi.ERASING, "stripes", 0.2) > res.accuracy(mi.PLAIN, "stripes", 0.2) + 0.1
     # the drop from clean is smaller for the erasing model
     drop = {m: res.accuracy(m, "blocks", 0.0) - res.accuracy(m, "blocks", 0.2) for m in (mi.PLAIN, mi.ERASING)}
     assert drop[mi.ERASING] < drop[mi.PLAIN] - 0.15, drop

@@ -63,9 +63,15 @@ def test_softmax_at_half_can_say_at_most_one_class():
 # --- training (one shared run: 400 scenes x 6 epochs, both heads) ---------------------------------
 
 SMALL = dict(n_train=400, n_test=150, epochs=6, seed=0)
-# Measured by hand at SMALL on seeds 0 / 1 / 2, micro-F1 at threshold 0.5: sigmoid 0.635 / 0.616 /
-# 0.571, softmax 0.342 / 0.229 / 0.247 (softmax top-k with the true k, an oracle: 0.716 / 0.670 / 0.641).
+# Micro-F1 at threshold 0.5, `python -m benchmark.spread --only multilabel` (2-core AMD EPYC, seeds 0-9,
+# AVX-512 kernels and AVX2 kernels: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2). The frozen pretrained
+# backbone keeps rounding from growing: the two kernel paths agree to 0.005 (seed 0: identical).
+#   sigmoid               seed 0: 0.625; seeds 0-9: 0.578-0.679
+#   sigmoid - softmax     seed 0: 0.299; seeds 0-9: 0.299-0.428
+#   sigmoid - a head that says yes to every class (micro-F1 0.49-0.55 here: SIGMOID_BAR is no higher)
+#                         seed 0: 0.121; seeds 0-9: 0.031-0.141
 SIGMOID_BAR = 0.55
+OVER_EVERY_CLASS = 0.08
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,8 @@ def test_sigmoid_beats_softmax_on_held_out_scenes(run):
     board = ml.scoreboard(run, [0.5] * 6)
     sig, soft = board["sigmoid"]["micro"]["f1"], board["softmax"]["micro"]["f1"]
     assert sig > SIGMOID_BAR, sig
+    every = ml.metrics(run["targets"], run["targets"] >= 0)["micro"]["f1"]  # "yes" to every class: learns nothing
+    assert sig > every + OVER_EVERY_CLASS, (sig, every)
     assert sig > soft + 0.2, (sig, soft)
     # softmax passes 0.5 for at most one class per scene, so on scenes with 2+ shapes it misses some
     assert ml.decide(run["probs"]["softmax"], [0.5 + 1e-9] * 6).sum(1).max() <= 1

@@ -1,6 +1,6 @@
 """Noise & outliers (Q39): core.noise's measures and corruptions, the behaviour the page
-claims (median beats salt-and-pepper, confidence falls with noise, a robust loss holds up
-under label noise), and the page itself (offline, through AppTest)."""
+claims (median beats salt-and-pepper, confidence falls with noise, label noise hurts plain CE
+and a robust loss memorises fewer wrong labels), and the page itself (offline, through AppTest)."""
 
 from __future__ import annotations
 
@@ -182,6 +182,17 @@ def test_confidence_in_the_true_class_falls_as_gaussian_noise_grows(shapes_clf):
 # --- label noise: the page's experiment at its own settings ----------------------------
 
 LABEL_PCT = 20  # the page's default; seed 0 (data, flips, initial weights and batch order)
+# Float rounding differs between CPUs and the trained models with it. `python -m benchmark.spread --only
+# noise` (2-core AMD EPYC, seeds 0-9, AVX-512 kernels and AVX2 kernels: ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2), seed 0 on the two paths / sd of one seed between them / seeds 0-9 (20 runs):
+#   clean-label run minus CE            0.317 / 0.285, sd 0.032; 0.167-0.353
+#   CE: flipped crops memorised         1.000 / 1.000, sd 0.030; 0.70-1.00
+#   CE minus SCE memorised              0.167 / 0.133, sd 0.050; 0.075-0.37, above 0 in 20 of 20 runs
+#   SCE minus CE clean test accuracy    0.090 / 0.025, sd 0.037; -0.027 to +0.11, mean +0.047
+#   SCE minus CE flipped crops corrected 0.100 / 0.067, sd 0.048; 0.05-0.26
+# A bar sits at or under seed 0's lower value minus about 3 sd. SCE's edge in accuracy and in corrected
+# crops is real on average but one seed's sign is within rounding's reach (0.7 and 1.4 sd at seed 0),
+# so those two are printed, not asserted.
 
 
 @pytest.fixture(scope="module")
@@ -205,22 +216,22 @@ def test_flipped_labels_are_recorded_exactly(label_runs):
 
 
 @pytest.mark.slow
-def test_label_noise_hurts_plain_ce_and_the_robust_loss_is_not_worse(label_runs):
-    """At 20 % flipped labels, seed 0: plain CE ends >= 15 points below the clean-label run, and
-    symmetric CE's final clean test accuracy is not below plain CE's."""
+def test_label_noise_hurts_plain_ce(label_runs):
+    """At 20 % flipped labels, seed 0: plain CE ends >= 15 points below the clean-label run (its
+    spread: above); symmetric CE's final clean test accuracy is printed next to it."""
     clean, ce, sce = (label_runs[k].test_accuracy for k in ("clean", "ce", "sce"))
     print(f"clean test accuracy: clean labels {clean:.3f}, CE {ce:.3f}, SCE {sce:.3f}")
     assert ce <= clean - 0.15, (clean, ce)
-    assert sce >= ce, (sce, ce)
 
 
 @pytest.mark.slow
 def test_plain_ce_memorises_the_wrong_labels_and_the_robust_loss_fewer(label_runs):
     ce, sce = label_runs["ce"], label_runs["sce"]
-    print(f"flipped crops predicted with their wrong label: CE {ce.memorised:.2f}, SCE {sce.memorised:.2f}")
+    print(f"flipped crops predicted with their wrong label: CE {ce.memorised:.2f}, SCE {sce.memorised:.2f}; "
+          f"with their true class: CE {ce.corrected:.2f}, SCE {sce.corrected:.2f}")
     assert ce.memorised >= 0.9, ce.memorised  # it learned almost every wrong label by heart
-    assert sce.memorised <= ce.memorised - 0.1, (sce.memorised, ce.memorised)
-    assert sce.corrected > ce.corrected
+    # fewer for SCE (seed 0's lower gap 0.133 is 2.7 sd of the kernel-path spread above 0)
+    assert sce.memorised < ce.memorised, (sce.memorised, ce.memorised)
 
 
 # --- the page (AppTest) ------------------------------------------------------
