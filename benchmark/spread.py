@@ -76,7 +76,7 @@ def _upper(check: Check) -> bool:
     return check.op in (">=", ">", "~")
 
 
-def test_value(by_seed: dict, check: Check) -> float | None:
+def tested_value(by_seed: dict, check: Check) -> float | None:
     """What the test computes: the quantity's mean over the test's seeds (None if one is missing)."""
     vals = [by_seed.get(str(s), {}).get(check.quantity) for s in check.seeds]
     return None if any(v is None for v in vals) else sum(vals) / len(vals)
@@ -91,7 +91,7 @@ def rows(effects: dict, checks: dict[str, tuple[Check, ...]]) -> list[dict]:
             if not seeds:
                 continue
             vals = [float(rec["values"][str(s)][c.quantity]) for s in seeds]
-            t = test_value(rec["values"], c)
+            t = tested_value(rec["values"], c)
             out.append({"effect": name, "test": rec["test"], "quantity": c.quantity, "op": c.op, "bar": c.bar,
                         "test_seeds": list(c.seeds), "test_value": t,
                         "test_passes": None if t is None else OPS[c.op](t, c.bar),
@@ -125,7 +125,7 @@ def pooled(runs: dict, checks: dict[str, tuple[Check, ...]]) -> list[dict]:
             vals = [float(v[c.quantity]) for r in recs.values() for v in r["values"].values() if c.quantity in v]
             if not vals:
                 continue
-            tests = {k: test_value(r["values"], c) for k, r in recs.items()}
+            tests = {k: tested_value(r["values"], c) for k, r in recs.items()}
             tests = {k: t for k, t in tests.items() if t is not None}
             sdp = sd_between_paths(runs, name, c.quantity)
             worst = (min if _upper(c) else max)(tests.values()) if tests else None
@@ -242,7 +242,7 @@ def _fusion(seed: int) -> dict:
     r = fu.train(n_train=1500, epochs=8, seed=seed)
     acc, y = r["accuracy"], r["y_test"]
     out = {"early fusion accuracy": acc["early fusion"], "intermediate fusion accuracy": acc["intermediate fusion"],
-           "max |acc - 1/3| of image, word, late": max(abs(acc[m] - fu.CHANCE)
+           "max abs(acc - 1/3) of image, word, late": max(abs(acc[m] - fu.CHANCE)
                                                         for m in ("image only", "word only", "late fusion")),
            "encoder accuracy": r["encoder_accuracy"]}
     for m in ("early fusion", "intermediate fusion"):
@@ -368,7 +368,7 @@ def _attention(seed: int) -> dict:
     mean = lambda k, i: float(np.mean([v[i] for v in maps[k]]))  # noqa: E731
     return {"plain accuracy": fp, "CBAM accuracy": fa, "CBAM - plain": fa - fp,
             "block-4 map sd over the crop, trained": mean("trained", 0),
-            "block-4 map |shape - background|, trained": mean("trained", 1),
+            "block-4 map abs(shape - background), trained": mean("trained", 1),
             "block-4 map sd over the crop, untrained": mean("untrained", 0),
             "block-2 map: crops higher on the shape (of 20)": wins}
 
@@ -431,7 +431,7 @@ EFFECTS = (
     Effect("fusion", T + "fusion.py::test_single_modalities_and_late_fusion_stay_at_chance_while_fusion_learns",
            _fusion,
            (Check("early fusion accuracy", ">=", 0.50), Check("intermediate fusion accuracy", ">=", 0.90),
-            Check("max |acc - 1/3| of image, word, late", "<=", 0.08), Check("encoder accuracy", ">=", 0.75),
+            Check("max abs(acc - 1/3) of image, word, late", "<=", 0.08), Check("encoder accuracy", ">=", 0.75),
             Check("early fusion: min(full - half, half - gone) image dropout", ">", 0.0),
             Check("intermediate fusion: min(full - half, half - gone) image dropout", ">", 0.0))),
     Effect("imbalance", T + "imbalance.py::test_rebalancing_lifts_minority_recall", _imbalance,
@@ -461,7 +461,7 @@ EFFECTS = (
            _attention,
            (Check("plain accuracy", ">", 0.5), Check("CBAM accuracy", ">", 0.35), Check("CBAM accuracy", "<", 0.97),
             Check("CBAM - plain", "<", 0.35), Check("block-4 map sd over the crop, trained", ">=", 0.15),
-            Check("block-4 map |shape - background|, trained", ">=", 0.045),
+            Check("block-4 map abs(shape - background), trained", ">=", 0.045),
             Check("block-4 map sd over the crop, untrained", "<", 0.01),
             Check("block-2 map: crops higher on the shape (of 20)", NOT_ASSERTED, 10))),
     Effect("multilabel", T + "multilabel.py::test_sigmoid_beats_softmax_on_held_out_scenes", _multilabel,

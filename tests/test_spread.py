@@ -36,9 +36,9 @@ def test_stats_min_mean_sd_and_margin_by_hand():
 
 def test_the_tests_value_is_the_mean_over_its_seeds():
     by_seed = {str(s): v for s, v in VALUES.items()}
-    assert sp.test_value(by_seed, GAP) == 0.2  # seed 0 by default
-    assert sp.test_value(by_seed, MEAN2) == pytest.approx(0.15)
-    assert sp.test_value({"0": VALUES[0]}, MEAN2) is None  # seed 1 not measured yet
+    assert sp.tested_value(by_seed, GAP) == 0.2  # seed 0 by default
+    assert sp.tested_value(by_seed, MEAN2) == pytest.approx(0.15)
+    assert sp.tested_value({"0": VALUES[0]}, MEAN2) is None  # seed 1 not measured yet
 
 
 def test_run_merges_kernel_paths_and_seeds_and_writes_both_files(tmp_path):
