@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 import streamlit as st
@@ -64,14 +65,37 @@ def require_shipped(name: str) -> None:
         st.stop()
 
 
-def freeze_heap() -> None:
-    """Collect once, then move every object alive now into the permanent generation.
+FREEZE_DELAY_S = 3.0  # after a model load: long enough for the page that loaded it to finish
+_freeze_lock = threading.Lock()
+_freeze_pending: list[threading.Timer] = []
+
+
+def _freeze_now() -> None:
+    with _freeze_lock:
+        _freeze_pending.clear()
+    gc.collect()
+    gc.freeze()
+
+
+def freeze_heap(delay: float = FREEZE_DELAY_S) -> None:
+    """Soon (``delay`` seconds from now, once however many models load meanwhile): collect once,
+    then move every object alive into the permanent generation.
 
     Libraries and models loaded once per process live until it ends; leaving them in the
     collector's generations makes every full collection re-scan them. Objects created
-    later (sessions, images, results) are collected as usual."""
-    gc.collect()
-    gc.freeze()
+    later (sessions, images, results) are collected as usual. The collection itself takes
+    about 0.25 s with torch loaded, so it runs after the page that loaded the model has
+    rendered, not in its first visit."""
+    if delay <= 0:
+        _freeze_now()
+        return
+    with _freeze_lock:
+        if _freeze_pending:
+            return
+        timer = threading.Timer(delay, _freeze_now)
+        timer.daemon = True
+        _freeze_pending.append(timer)
+    timer.start()
 
 
 @st.cache_resource(max_entries=MAX_MODELS, show_spinner=False)

@@ -204,11 +204,21 @@ def project(features: np.ndarray, method: str, *, seed: int = 0) -> np.ndarray:
             xy = TSNE(n_components=2, perplexity=perplexity_for(n), init="pca", random_state=seed,
                       max_iter=500).fit_transform(x)
         else:
-            from sklearn.decomposition import PCA
-
-            xy = PCA(n_components=min(2, n, x.shape[1]), random_state=seed).fit_transform(x)
+            xy = pca(x, min(2, n, x.shape[1]))
     out[:, :xy.shape[1]] = xy
     return out
+
+
+def pca(x: np.ndarray, k: int) -> np.ndarray:
+    """The rows of ``x`` on their ``k`` directions of largest variance: numpy's SVD of the
+    centred data, with scikit-learn's sign rule (each direction's largest loading positive), so
+    it equals ``sklearn.decomposition.PCA(k).fit_transform(x)`` without importing scikit-learn
+    (about 0.8 s at a page's first visit on a cold server)."""
+    centred = x - x.mean(axis=0)
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
+    signs[signs == 0] = 1.0
+    return (u[:, :k] * s[:k]) * signs[:k]
 
 
 def gallery_digest(digests: Sequence[str], labels: Sequence[str]) -> str:

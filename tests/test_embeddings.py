@@ -82,10 +82,11 @@ def test_tsne_perplexity_stays_below_n_and_pca_matches_sklearn():
 
     assert all(em.perplexity_for(n) < n for n in range(4, 200))
     assert em.perplexity_for(1000) == 30.0
-    x = np.random.default_rng(1).normal(size=(25, 6))
-    ours = em.project(x, "PCA", seed=0)
-    ref = PCA(n_components=2, random_state=0).fit_transform(x)
-    assert np.allclose(ours, ref, atol=1e-4)
+    for shape in [(25, 6), (7, 1280), (60, 320)]:  # the page's numpy PCA is scikit-learn's, signs included
+        x = np.random.default_rng(1).normal(size=shape) * np.linspace(3, 0.1, shape[1])
+        ours = em.project(x, "PCA", seed=0)
+        ref = PCA(n_components=2, random_state=0).fit_transform(x)
+        assert np.allclose(ours, ref, atol=1e-4), shape
 
 
 def test_raw_pixels_ignore_brightness_offsets_and_the_gallery_key_sees_labels():
