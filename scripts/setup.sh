@@ -19,13 +19,12 @@ want="$(cat requirements.txt "$REQ" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing $REQ into .venv (first time: a few minutes; torch is large)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$REQ"
-  # ultralytics pulls in opencv-python (needs libGL); both provide the cv2 module, so keep
-  # exactly one: the headless build, which runs on servers, Docker and Community Cloud.
-  if .venv/bin/python -m pip show --quiet opencv-python >/dev/null 2>&1; then
-    .venv/bin/python -m pip uninstall --quiet -y opencv-python opencv-python-headless
-    .venv/bin/python -m pip install --quiet --no-deps "$(grep -E '^opencv-python-headless' requirements.txt)"
-  fi
+  # requirements.txt takes CPU-only torch from PyTorch's index; where that index cannot be
+  # reached, scripts/requirements.py writes a copy without it (same versions) and says so.
+  install="$(.venv/bin/python scripts/requirements.py "$REQ" .venv/requirements-offline)"
+  .venv/bin/python -m pip install --quiet -r "$install"
+  # Both OpenCV wheels stay installed, at the same pinned version (see requirements.txt):
+  # the same files Community Cloud's installer ends up with.
   echo "$want" > "$stamp"
 fi
 
