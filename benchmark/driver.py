@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -108,8 +109,10 @@ def free_port() -> int:
 
 
 def healthy(url: str) -> bool:
+    # An https:// server of the tests runs on a self-signed certificate: not verified here.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return response.status == 200 and response.read().strip() == b"ok"
     except (urllib.error.URLError, OSError):
         return False
@@ -130,7 +133,9 @@ class AppServer:
     """``streamlit run Home.py`` on a free loopback port, logging to ``log``.
 
     ``started_at`` is the wall-clock time just before the process was spawned, so a cold
-    start can be timed from it."""
+    start can be timed from it. ``address`` binds another interface (a LAN address);
+    ``cert`` = (certificate, key) serves HTTPS (``base`` is then ``https://``); ``args`` are
+    more ``streamlit run`` options."""
 
     log: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -139,10 +144,14 @@ class AppServer:
     port: int = 0
     started_at: float = 0.0
     proc: subprocess.Popen | None = None
+    address: str = "127.0.0.1"
+    cert: tuple[Path, Path] | None = None
+    args: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{'https' if self.cert else 'http'}://{host}:{self.port}"
 
     def start(self, health_timeout: float = HEALTH_TIMEOUT_S) -> "AppServer":
         self.port = free_port()
@@ -153,9 +162,12 @@ class AppServer:
             sys.executable, "-m", "streamlit", "run", self.script,
             "--server.port", str(self.port),
             "--server.headless", "true",
-            "--server.address", "127.0.0.1",
+            "--server.address", self.address,
             "--browser.gatherUsageStats", "false",
         ]
+        if self.cert:
+            cmd += ["--server.sslCertFile", str(self.cert[0]), "--server.sslKeyFile", str(self.cert[1])]
+        cmd += list(self.args)
         if self.show_errors:
             cmd += ["--client.showErrorDetails", "full"]
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +219,10 @@ class AppServer:
 # --------------------------------------------------------------------------- the browser
 
 
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+def launch_chromium(playwright, extra_args: list[str] | tuple[str, ...] = ()):
+    """Chromium with ``CHROMIUM_ARGS`` plus ``extra_args`` (e.g. a fake camera:
+    ``--use-fake-device-for-media-stream --use-fake-ui-for-media-stream``)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], timeout=60_000)
 
 
 def new_page(browser, *, viewport: dict | None = None, timeout_ms: int = 30_000):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 import streamlit.delta_generator as _delta_generator
 
-from core import devices
+from core import devices, lan
 from core.imageio import ImageDecodeError, encode_jpeg, fit_long_side
 from core.images import DEFAULT_SAMPLE, SAMPLES, LabImage, from_bytes, load_sample
 from core.params import Param, parse
@@ -94,6 +94,26 @@ def _take(file, source: str) -> None:
         st.session_state[_ERROR] = f"{literal(file.name)}: {err} The previous image stays active."
 
 
+def camera_blocked_at() -> str | None:
+    """The page's URL when the browser will refuse the camera there (plain http:// on a LAN
+    address), else None: a secure context, or unknown (no URL from the browser: try the widget)."""
+    url = lan.browser_url(st.context.url, st.context.headers)
+    return url if url is not None and not lan.is_secure_context(url) else None
+
+
+def camera_advice(url: str) -> str:
+    """Why the camera cannot work on ``url`` and what to do instead (the addresses in code
+    spans: no link, and copied without the word joiners core.safetext.literal would add)."""
+    return (
+        "**The camera needs a secure page.** Browsers allow it only on `https://` pages (or on "
+        f"`http://localhost`, on the lab's own computer); this page is `{lan.origin(url)}`.\n\n"
+        "- Ask your teacher to start the lab with `scripts/run.sh --https`, then open "
+        f"**`{lan.https_url(url)}`** and accept the browser's warning about its self-signed "
+        "certificate (Advanced → Proceed).\n"
+        "- Or take a photo with your phone's or laptop's camera app and choose **Upload**."
+    )
+
+
 def _image_section() -> LabImage:
     ss = st.session_state
     ss["lab.source"] = ss[_SOURCE]
@@ -116,7 +136,11 @@ def _image_section() -> LabImage:
     elif source == "Upload":
         _take(st.file_uploader("Your image", type=UPLOAD_TYPES, key="lab.upload"), "upload")
     else:
-        _take(st.camera_input("Take a photo", key="lab.camera"), "camera")
+        blocked = camera_blocked_at()
+        if blocked:
+            st.info(camera_advice(blocked), icon=":material/no_photography:")
+        else:
+            _take(st.camera_input("Take a photo", key="lab.camera"), "camera")
     if ss.get(_ERROR):
         st.error(ss[_ERROR], icon="🖼️")
     image = ss[_IMAGE]
