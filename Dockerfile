@@ -16,7 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     MALLOC_ARENA_MAX=2 \
     STREAMLIT_SERVER_PORT=8501 \
-    STREAMLIT_SERVER_ADDRESS=0.0.0.0
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none
+# The file watcher stays on in .streamlit/config.toml (a Cloud app shows pushed code on the next
+# rerun); code inside an image never changes, and the watcher's scan of every loaded module
+# adds 0.6-1.1 s to each new session's first page here, so the image turns it off.
 
 # g++: torch.compile's inductor backend writes and compiles C++ kernels on the CPU (the
 # Frameworks page); without it that page reports why and shows the other runtimes.
