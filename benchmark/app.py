@@ -14,12 +14,23 @@
   yet, so it pays for torch, its models and its first computation (nothing is trained:
   the project's own models are shipped). Measured from the request to the end of the run.
 
+* Memory with DDP workers: on the server that made the tours, a new session opens the
+  Distributed training page at its largest setting (batch 64; runs of 1, 2 and 4 worker
+  processes, one after another) and launches the workers; the server's and its child processes' memory is sampled every
+  0.1 s, and the peak of the sum is reported, as RSS (a library page shared by several
+  processes counted in each) and as PSS (each shared page split between its sharers: what
+  they take together). ``python -m benchmark --part ddp-memory`` measures only this, on a
+  newly started server that has served nothing else.
+
 Every time is measured in the page: from the action (spawn, click, key press) to the
 arrival of the last message of the script run it caused (see ``driver.RUN_COUNTER_JS``).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +39,9 @@ from core import perf
 from core.topics import page_by_file
 
 HOME_TITLE = "CV Interview Lab"
+DDP_PAGE = "pages/17_Distributed_training.py"
+DDP_QUERY = "?batch=64&steps=20"  # the page's largest batch; steps do not change the memory
+DDP_WORKERS = 4  # the page's largest worker count
 FLOOR_APP = "benchmark/floor/one_line_app.py"  # Streamlit's own cold start, for comparison
 COLD_TIMEOUT_S = 900.0  # a first visit may load torch and a model
 
@@ -69,6 +83,130 @@ def _moves(page, repeats: int) -> tuple[str, list[float]]:
         key = first if i % 2 == 0 else second
         samples.append(driver.rerun(page, lambda: driver.nudge(page, thumb, key)))
     return label, samples
+
+
+def _status_mb(pid: int, keys=("VmRSS",)) -> dict[str, float]:
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in keys:
+                out[key] = int(rest.split()[0]) / 1024
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, their children...), from ``/proc``."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the fields after "(comm)": state, ppid, ...
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class FamilyMemory:
+    """Samples a process and its descendants every ``every_s`` in a thread; ``peak`` holds the
+    largest sums seen (MB): ``rss`` and ``pss`` of all of them, the server's own ``server_rss``,
+    and how many descendants were alive at the RSS peak."""
+
+    def __init__(self, pid: int, every_s: float = 0.1):
+        self.pid, self.every_s = pid, every_s
+        self.peak = {"rss_mb": 0.0, "pss_mb": 0.0, "server_rss_mb": 0.0, "children_at_peak": 0,
+                     "max_children": 0, "samples": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        kids = descendants(self.pid)
+        server = _status_mb(self.pid).get("VmRSS", 0.0)
+        rss = server + sum(_status_mb(k).get("VmRSS", 0.0) for k in kids)
+        pss = _pss_mb(self.pid) + sum(_pss_mb(k) for k in kids)
+        peak = self.peak
+        peak["samples"] += 1
+        peak["max_children"] = max(peak["max_children"], len(kids))
+        peak["server_rss_mb"] = max(peak["server_rss_mb"], server)
+        peak["pss_mb"] = max(peak["pss_mb"], pss)
+        if rss > peak["rss_mb"]:
+            peak["rss_mb"], peak["children_at_peak"] = rss, len(kids)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> "FamilyMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def ddp_memory(browser, server, log: Callable[[str], None] = print) -> dict:
+    """Peak memory of ``server`` and its child processes while the Distributed training page
+    runs its largest setting, launched from a new browser session: batch 64 and the page's
+    default selection, every worker count it offers (1, 2, 4 unless memory caps it), one run
+    after another, so the peak is the largest count's."""
+    from playwright.sync_api import expect
+
+    script = driver.ROOT / DDP_PAGE
+    page = driver.new_page(browser)
+    try:
+        driver.open_url(page, f"{server.base}/{driver.url_name(script)}{DDP_QUERY}", timeout=COLD_TIMEOUT_S)
+        before = _status_mb(server.proc.pid).get("VmRSS", 0.0)  # the page is open, nothing launched yet
+        offered = page.locator('[data-testid="stMain"] [data-testid="stMultiSelect"]').first.inner_text()
+        button = page.get_by_role("button", name="Launch the workers")
+        expect(button).to_be_visible(timeout=30_000)
+        with FamilyMemory(server.proc.pid) as family:
+            seconds = driver.rerun(page, button.click, timeout=COLD_TIMEOUT_S)
+        errors = _problems(page)
+    finally:
+        page.context.close()
+    peak = {k: round(v, 1) if isinstance(v, float) else v for k, v in family.peak.items()}
+    counts = [int(t) for t in offered.split() if t.isdigit()]
+    out = {"workers": max(counts, default=DDP_WORKERS), "batch": 64, "server_rss_before_mb": round(before, 1), **peak,
+           "seconds": round(seconds, 1), "offered": counts, "errors": errors}
+    log(f"  {out['workers']} DDP workers (batch 64): peak RSS of server + workers {out['rss_mb']:.0f} MB "
+        f"(PSS {out['pss_mb']:.0f} MB; server alone {before:.0f} MB before, {out['server_rss_mb']:.0f} MB peak; "
+        f"{out['max_children']} child processes)")
+    return out
+
+
+def ddp_memory_alone(*, out_dir: Path, env: dict[str, str], log: Callable[[str], None] = print) -> dict:
+    """:func:`ddp_memory` on a newly started server that has served nothing else."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = driver.launch_chromium(pw)
+        try:
+            with driver.AppServer(out_dir / "server-ddp-memory.log", env=env) as server:
+                return {**ddp_memory(browser, server, log), "server": "new, nothing else served"}
+        finally:
+            browser.close()
 
 
 def cold_server_visits(browser, scripts: list[Path], *, out_dir: Path, env: dict[str, str],
@@ -158,6 +296,11 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
                 page.context.close()
                 memory.append({k: round(v, 1) for k, v in server.memory_mb().items()})
                 log(f"  after tour {tour + 1}: server RSS {memory[-1]['rss']:.0f} MB, peak {memory[-1]['peak']:.0f} MB")
+            try:
+                ddp = {**ddp_memory(browser, server, log), "server": f"after {tours} tours of every page"}
+            except Exception as exc:  # its figure is lost, not the tours'
+                ddp = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                log(f"  DDP memory failed: {ddp['error']}")
         finally:
             server.stop()
         try:
@@ -181,4 +324,5 @@ def run(*, out_dir: Path, env: dict[str, str], env_label: str, repeats: int = 5,
         "pages": [row for _, row in visits],
         "memory": {"tours": [{"rss_mb": m["rss"], "peak_mb": m["peak"]} for m in memory],
                    "growth_pct": (last - first) / first * 100},
+        "ddp_memory": ddp,
     }

@@ -176,6 +176,9 @@ def markdown(result: dict[str, Any]) -> str:
                   + ", ".join(f"tour {i + 1}: RSS {t['rss_mb']:.0f} MB (peak {t['peak_mb']:.0f} MB)"
                               for i, t in enumerate(tours))
                   + f"; growth {app['memory']['growth_pct']:+.1f} %."]
+    ddp = (app or {}).get("ddp_memory") or result.get("ddp_memory")
+    if ddp:
+        parts += ["", ddp_memory_line(ddp)]
     models = result.get("models")
     if models:
         rows = [[r["name"], r["weights"], r["input"], f"{r['params_m']:.1f}", f"{r['gflops']:.2f}",
@@ -188,6 +191,18 @@ def markdown(result: dict[str, Any]) -> str:
                           "Compute limit (ms)", "× limit"], rows)]
     parts += _efficiency_tables(result.get("efficiency"))
     return "\n".join(parts) + "\n"
+
+
+def ddp_memory_line(ddp: dict[str, Any]) -> str:
+    """The Markdown sentence for the peak memory of the server and its DDP workers."""
+    if ddp.get("error"):
+        return f"**Server + DDP workers**: not measured ({ddp['error']})."
+    return (f"**Server + {ddp['workers']} DDP workers** (Distributed training page, batch {ddp['batch']}; server "
+            f"{ddp['server']}): peak RSS of the server and its child processes together "
+            f"{ddp['rss_mb']:.0f} MB (PSS, shared library pages split between the processes: "
+            f"{ddp['pss_mb']:.0f} MB); the server alone {ddp['server_rss_before_mb']:.0f} MB with the page open, "
+            f"{ddp['server_rss_mb']:.0f} MB at most during it"
+            + (f"; errors shown: {len(ddp['errors'])}" if ddp.get("errors") else "") + ".")
 
 
 def _efficiency_tables(eff: dict | None) -> list[str]:

@@ -235,6 +235,9 @@ def run(cfg: dict, rank: int, world: int, local_rank: int, out: Path) -> dict:
         phases["evaluated"] = time.time()
         if cfg.get("dump_weights") and rank == 0:
             result["weights"] = {k: v.detach().cpu().flatten().tolist() for k, v in model.state_dict().items()}
+        from core.memory import peak_mb
+
+        result["peak_rss_mb"] = peak_mb()  # this worker process's peak resident memory
         write_json(out / f"result-{rank}.json", result)
         return result
     finally:

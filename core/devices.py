@@ -4,7 +4,8 @@ Finding the devices must not import torch: the sidebar (Home included) asks on e
 page, and importing torch costs seconds on a small CPU, which would be most of the lab's
 cold start. So :func:`available` asks cheaper sources that agree with torch:
 
-* the CPU: the cores this process may run on (what torch's thread pool is sized to);
+* the CPU: the cores this process may run on, fewer under a container's CPU quota
+  (what the app sizes torch's thread pool to, core.startup);
 * CUDA: the installed torch *build* (``torch/version.py`` read as text: a CPU build has
   ``cuda = None``) and the NVIDIA *driver* itself through its C API (``libcuda``: device
   count, name, driver version), which is what ``torch.cuda.is_available()`` also asks. A
@@ -41,12 +42,21 @@ class Resolved:
     notice: str | None  # set when the choice was not available and we fell back
 
 
-def cpu_threads() -> int:
-    """Cores this process may use (its CPU affinity), the size of torch's default thread pool."""
+def cpu_affinity() -> int:
+    """Cores this process may run on (its CPU affinity): the size of torch's default thread pool."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def cpu_threads() -> int:
+    """Threads worth running here: the cores this process may run on, fewer where the
+    container's CPU quota allows less time (Docker's ``--cpus``, Community Cloud's limit;
+    see core.resources). The app's start-up (core.startup) sizes torch's pool to this."""
+    from core.resources import cpu_limit, cpu_quota
+
+    return cpu_limit(cpu_affinity(), cpu_quota())
 
 
 def cpu_model_name() -> str:

@@ -54,6 +54,17 @@ NORM_TITLES = {
 }
 
 
+# What one worker process adds to the server's memory (MB), for the page's cap on the worker
+# count (core.resources.worker_cap). Measured with 1, 2 and 4 workers (shapes CNN, batch 32,
+# 40 steps, gloo, torch 2.14 on x86_64), torch already loaded by the launcher as the server has
+# it: the cgroup's usage rose by 501, 896 and 1714 MB (anonymous memory 482, 872 and 1679 MB),
+# i.e. 430-500 MB a worker. Each worker's own peak RSS was 780-880 MB, but about 380 MB of that
+# is torch's shared-library pages, which are in the page cache once for all of them. (The
+# benchmark's ddp-memory part, a new server and the page's runs of 1, 2 and 4 workers at batch
+# 64: peak 3.4 GB RSS, 2.2 GB PSS for the server and its workers together.) CPU workers only:
+# a CUDA worker also holds a CUDA context.
+WORKER_MB = 500.0
+
 # Parameters of well-known networks (pinned on torchvision by the tests): the scaling model's
 # "your own numbers" presets, as FP32 gradients of 4 bytes per parameter.
 KNOWN_MODELS = {
@@ -350,6 +361,7 @@ def summary(run: Run, *, reference: "Run | None" = None) -> dict:
         "started_different": len({w["digest_before"] for w in run.workers}) == len(run.workers),
         "synced_at_start": len({w["digest_after"] for w in run.workers}) == 1,
         "identical_at_end": len({w["digest_final"] for w in run.workers}) == 1,
+        "worker_peak_rss_mb": max((w.get("peak_rss_mb") or 0.0 for w in run.workers), default=0.0) or None,
     }
     out["images_per_s"] = s.global_batch / (out["step"].p50 / 1e3)
     probe = out["probe_allreduce"].p50 / 1e3
@@ -381,6 +393,7 @@ def summary_row(fig: dict) -> dict:
         "startup_s": round(fig["startup_s"], 2), "final_loss": round(fig["final_loss"], 4),
         "test_accuracy": None if fig["test_accuracy"] is None else round(fig["test_accuracy"], 4),
         "identical_weights_at_end": fig["identical_at_end"],
+        "worker_peak_rss_mb": None if fig.get("worker_peak_rss_mb") is None else round(fig["worker_peak_rss_mb"], 1),
     }
 
 

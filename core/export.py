@@ -107,13 +107,16 @@ def quiet(logger_name: str | None = "torch.onnx"):
 
 def ort_session(model: str | os.PathLike | bytes, *, threads: int | None = None,
                 cuda: bool = False):
-    """An ONNX Runtime inference session for a file (or its bytes), on ``threads`` CPU threads."""
+    """An ONNX Runtime inference session for a file (or its bytes), on ``threads`` CPU threads
+    (default ``core.devices.cpu_threads()``: ONNX Runtime's own default counts the host's
+    cores, blind to a container's CPU quota)."""
     import onnxruntime as ort
 
+    from core.devices import cpu_threads
+
     options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = max(1, int(threads if threads is not None else cpu_threads()))
+    options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     providers = ["CPUExecutionProvider"]
     if cuda and "CUDAExecutionProvider" in ort.get_available_providers():

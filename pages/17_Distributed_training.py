@@ -9,6 +9,7 @@ from components.sidebar import lab_sidebar
 from components.ui import Progress, grouped_bars, page_header, what_to_notice
 from components.urlstate import UrlState
 from core import distributed as D
+from core import resources
 from core.devices import cpu_threads
 from core.jobs import JobRefused, JobTimeout
 from core.params import Param
@@ -66,9 +67,13 @@ with ring_note:
 st.header("1 · Real DistributedDataParallel workers on this machine")
 gpus = cd.gpu_count() if ctx.device.kind == "cuda" else 0
 device = "cuda" if gpus else "cpu"
+# N workers need about N x D.WORKER_MB: counts that do not fit in the memory left are not offered
+# (a chosen count that stops fitting is dropped by the multiselect itself).
+cap = resources.worker_cap(WORKER_CHOICES, D.WORKER_MB, resources.memory_available())
 a, b, c, d, e = st.columns([1.3, 1.5, 1.3, 1.2, 1.6])
-counts = a.multiselect("Worker processes", WORKER_CHOICES, default=list(WORKER_CHOICES), key="ddp.workers",
-                       help="One run per count; each run starts its own processes.")
+counts = a.multiselect("Worker processes", cap.allowed, default=list(cap.allowed), key="ddp.workers",
+                       help="One run per count; each run starts its own processes"
+                            f" (about {D.WORKER_MB:.0f} MB of memory each).")
 steps = int(b.slider("Training steps", STEPS.lo, STEPS.hi, step=5, key=url.key("steps", STEPS),
                      help="Optimiser steps per run; timings leave out the first "
                           f"{D.WARMUP_STEPS} (warm-up)."))
@@ -102,8 +107,10 @@ st.markdown(
     f"`DistributedSampler` shard. Every worker uses **one torch thread** (`torch.set_num_threads(1)`), and this "
     f"machine has {CORES} CPU core{'s' if CORES > 1 else ''}"
     + (": with more workers than that they are **oversubscribed** (they take turns on the cores), and the "
-       "numbers below show it honestly. " if device == "cpu" and CORES < max(WORKER_CHOICES) else ". ")
+       "numbers below show it honestly. " if device == "cpu" and CORES < cap.most else ". ")
     + f"Optimiser: AdamW, learning rate {LR:g} for every N.")
+if cap.note:
+    st.caption(f"💾 {cap.note}")
 if gpus:
     st.caption("GPU plan: " + " ".join(f"N = {n}: {p}" for n, p in plans.items()))
 else:

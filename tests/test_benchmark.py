@@ -188,3 +188,41 @@ def test_models_part_reports_a_failing_model_and_goes_on(monkeypatch):
     monkeypatch.setattr(models, "prepare", broken)
     result = models.run(["resnet18"], "cpu", "CPU", log=lambda _: None)
     assert result["rows"] == [] and "no such layer" in result["failed"][0]["error"]
+
+
+DDP_MEMORY = {"workers": 4, "batch": 64, "server": "after 3 tours of every page", "server_rss_before_mb": 1600.0,
+              "rss_mb": 5100.0, "pss_mb": 3500.0, "server_rss_mb": 1650.0, "children_at_peak": 4, "max_children": 4,
+              "samples": 300, "seconds": 40.0, "offered": [1, 2, 4], "errors": []}
+
+
+def test_markdown_reports_the_peak_memory_of_the_server_and_its_ddp_workers():
+    with_app = _with("app.ddp_memory", DDP_MEMORY)
+    text = report.markdown(with_app)
+    assert "**Server + 4 DDP workers**" in text and "5100 MB" in text and "PSS" in text and "3500 MB" in text
+    alone = {"machine": MACHINE, "ddp_memory": {**DDP_MEMORY, "server": "new, nothing else served"}}
+    assert "server new, nothing else served" in report.markdown(alone)
+    assert "not measured (TimeoutError" in report.markdown(_with("app.ddp_memory", {"error": "TimeoutError: x"}))
+    assert report.verdicts(with_app) == report.verdicts(GOOD)  # a figure, not a budget
+
+
+def test_family_memory_counts_a_process_and_its_children():
+    import os
+    import subprocess
+    import sys
+
+    from benchmark.app import FamilyMemory, descendants
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(80 << 20); time.sleep(30)"])
+    try:
+        import time
+
+        time.sleep(1.5)
+        assert child.pid in descendants(os.getpid())
+        family = FamilyMemory(os.getpid())
+        family.sample()
+        assert family.peak["max_children"] >= 1
+        assert family.peak["rss_mb"] >= family.peak["server_rss_mb"] + 70  # the child's 80 MB buffer
+        assert family.peak["pss_mb"] > 0
+    finally:
+        child.kill()
+        child.wait()
