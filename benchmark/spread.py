@@ -376,7 +376,9 @@ def _attention(seed: int) -> dict:
 def _multilabel(seed: int) -> dict:
     from core import multilabel as ml
 
-    r = ml.compare(n_train=400, n_test=150, epochs=6, seed=seed)
+    from models.shapes_cnn import pretrained_backbone
+
+    r = ml.compare(backbone=pretrained_backbone(), n_train=400, n_test=150, epochs=6, seed=seed)
     board = ml.scoreboard(r, [0.5] * 6)
     sig, soft = board["sigmoid"]["micro"], board["softmax"]["micro"]
     every = ml.metrics(r["targets"], r["targets"] >= 0)["micro"]["f1"]  # says "yes" to every class: no learning

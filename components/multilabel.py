@@ -28,11 +28,13 @@ def run_compare(n_train: int, epochs: int, seed: int, _progress=None) -> dict:
     """Sigmoid vs softmax head (:func:`core.multilabel.compare`) in a shared training slot."""
     from core import multilabel
     from core.jobs import TRAINING
+    from models.shapes_cnn import pretrained_backbone
 
     report = _progress or (lambda *a, **k: None)
     with TRAINING.slot(session_id()) as deadline:
         data = dataset(n_train, N_TEST, seed, lambda f, text, **k: report(0.3 * f, text), deadline)
-        return multilabel.compare(n_train=n_train, n_test=N_TEST, epochs=epochs, seed=seed, data=data,
+        return multilabel.compare(backbone=pretrained_backbone(), n_train=n_train, n_test=N_TEST, epochs=epochs,
+                                  seed=seed, data=data,
                                   progress=lambda f, text, **k: report(0.3 + 0.7 * f, text, **k), deadline=deadline)
 
 

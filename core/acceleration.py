@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from core import perf
+from core.runtime import torch_threads
 
 Progress = Callable[[float, str], None]
 
@@ -103,22 +104,9 @@ def throughput(batch: int, p50_ms: float) -> float:
     return batch * 1000.0 / p50_ms
 
 
-@contextmanager
-def num_threads(n: int) -> Iterator[int]:
-    """``torch.set_num_threads(n)`` for the block; the previous count is restored afterwards.
-
-    The count is process-wide: other sessions' CPU work runs with it too while the block lasts
-    (the page runs this inside ``core.jobs.TIMING``, one timing run per server)."""
-    import torch
-
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+# ``torch.set_num_threads(n)`` for the block, the previous count restored afterwards (also on
+# error); yields the count in force. One implementation, core.runtime's, under this page's name.
+num_threads = torch_threads
 
 
 def autocast(device: str, precision: str):
@@ -740,16 +728,20 @@ def run_all(model, example, *, label: str, devices: Sequence[str], precisions: d
     return Report(rows, copies, thread_rows, limits, facts, notes, time.perf_counter() - start)
 
 
-def quick_report(device: str = "cuda", *, batches: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
-                 repeats: int = 20, input_size: int = 224) -> Report:
-    """ResNet-18 (untrained, same architecture) on ``device`` and the CPU, printed as tables:
-    what the lead runs on a machine with a GPU (no Streamlit needed)."""
-    from models import registry
+def quick_report(device: str = "cuda", *, model=None, label: str = "ResNet-18 (untrained, same architecture)",
+                 batches: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), repeats: int = 20,
+                 input_size: int = 224) -> Report:
+    """``model`` (default: torchvision's ResNet-18 with untrained weights, 1000 classes: the
+    registry's ``build_architecture("resnet18")``, nothing downloaded) on ``device`` and the
+    CPU, printed as tables: what the lead runs on a machine with a GPU (no Streamlit needed)."""
+    if model is None:
+        import torchvision
 
-    model = registry.build_architecture("resnet18").eval()
+        model = torchvision.models.resnet18(weights=None, num_classes=1000)
+    model = model.eval()
     example = example_input(input_size)
     devices = [device] if kind_of(device) == "cpu" else [device, "cpu"]
-    report = run_all(model, example, label="ResNet-18 (untrained, same architecture)", devices=devices,
+    report = run_all(model, example, label=label, devices=devices,
                      precisions={d: precisions_for(d) if kind_of(d) != "cpu" else ("fp32",) for d in devices},
                      batches={d: batches if kind_of(d) != "cpu" else [b for b in batches if b <= 16] for d in devices},
                      repeats=repeats, warmup=3, thread_batches=(1, 16), cuda_graphs=True,

@@ -32,6 +32,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.metrics import psnr_from_mse
+
 METHODS = {"fgsm": "FGSM (one step)", "pgd": "PGD (iterated, projected)"}
 
 
@@ -180,7 +182,7 @@ def size_of(clean: np.ndarray, adv: np.ndarray) -> Size:
     return Size(linf=float(np.abs(d).max()) if d.size else 0.0,
                 l2=float(np.sqrt(np.sum(d * d))) / 255.0,
                 rms=math.sqrt(mse),
-                psnr=math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse),
+                psnr=psnr_from_mse(mse),
                 changed=float(np.mean(d != 0)) if d.size else 0.0)
 
 
@@ -312,7 +314,7 @@ def compare_training(eps255: int, method: str = "fgsm", mix: float = 0.5, seed: 
     their clean accuracy per epoch and their accuracy under PGD at each of ``eval_eps``.
     eps in grey levels (/255). ``deadline`` (core.jobs.Deadline) is checked once per batch."""
     from core.livetrain import shapes_data, train
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     report = progress or (lambda f, t: None)
     check = deadline.check if deadline is not None else None

@@ -5,7 +5,8 @@ from them:
 
 * :func:`generate` — the anchors of torchvision's ``AnchorGenerator`` (the module inside
   Faster R-CNN's RPN and RetinaNet), obtained by *calling* it on an ``ImageList`` of the
-  working image's (padded) size and empty feature maps of each level's grid shape.
+  working image's size padded as the detectors pad it (``GeneralizedRCNNTransform``,
+  ``size_divisible=32``) and empty feature maps of the grid shapes their backbones give.
 * :func:`match` — torchvision's ``box_iou`` and its ``Matcher`` (the RPN / RetinaNet rule:
   IoU >= high is positive, < low negative, in between ignored; optional low-quality matches
   give every object its best anchor(s)).
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MATCH_LONG_SIDE = 640  # anchors and matching work at this long side (at most)
+# torchvision's detectors (Faster R-CNN, RetinaNet, Mask R-CNN, FCOS, ...) pad every image to a
+# multiple of 32 (GeneralizedRCNNTransform's size_divisible), whatever their largest stride.
+SIZE_DIVISIBLE = 32
 
 # Presets a user picks from: (label, value). Sizes per level are base * 2**level * scale,
 # truncated to int exactly as torchvision's RetinaNet builds its octave sizes.
@@ -80,11 +84,23 @@ def preset_config(levels: str = "fpn", scales: str = "one", ratios: str = "frcnn
 
 @dataclass(frozen=True)
 class Level:
-    stride: int
-    grid: tuple[int, int]  # (rows, cols) of the feature map
+    stride: int  # the level's nominal stride (the backbone's total downsampling)
+    grid: tuple[int, int]  # (rows, cols) of the feature map: ceil(padded size / stride)
     sizes: tuple[int, ...]
     start: int  # index of this level's first anchor in AnchorSet.boxes
     count: int  # rows * cols * per_cell
+    # (y, x) spacing of the anchor centres: torchvision's AnchorGenerator uses padded size // grid,
+    # equal to ``stride`` unless the stride does not divide the padded size (a 480-px side has
+    # 8 rows at stride 64, 60 px apart)
+    step: tuple[int, int]
+
+    @property
+    def step_y(self) -> int:
+        return self.step[0]
+
+    @property
+    def step_x(self) -> int:
+        return self.step[1]
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ class AnchorSet:
     levels: tuple[Level, ...]
     config: AnchorConfig
     image_size: tuple[int, int]  # (height, width) of the working image
-    padded_size: tuple[int, int]  # (height, width) after padding to a multiple of the largest stride
+    padded_size: tuple[int, int]  # (height, width) after padding to a multiple of SIZE_DIVISIBLE (32)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -135,34 +151,48 @@ class AnchorSet:
         return {"stride": [lv.stride for lv in self.levels], "anchors": [lv.count for lv in self.levels]}
 
 
-def padded_size(height: int, width: int, strides: tuple[int, ...]) -> tuple[int, int]:
-    """Pad up to a multiple of the largest stride (torchvision's transform pads to 32), so
-    every level's stride is exact: AnchorGenerator derives it as padded size // grid size."""
-    m = max(strides)
+def padded_size(height: int, width: int, size_divisible: int = SIZE_DIVISIBLE) -> tuple[int, int]:
+    """The batch size a torchvision detector pads the (resized) image to: up to a multiple of
+    ``size_divisible`` (32 in ``GeneralizedRCNNTransform``), not of the largest stride."""
+    m = int(size_divisible)
     return math.ceil(height / m) * m, math.ceil(width / m) * m
 
 
-def generate(height: int, width: int, config: AnchorConfig = AnchorConfig()) -> AnchorSet:
-    """Call torchvision's AnchorGenerator on an image of this size (after padding)."""
+def grid_size(padded_height: int, padded_width: int, stride: int) -> tuple[int, int]:
+    """(rows, cols) of a level's feature map: ceil(padded size / stride).
+
+    Each stride-2 step of the backbone (ResNet's padded convolutions and max pool, FPN's P6
+    max pool with kernel 1, RetinaNet's P6/P7 3x3 convolutions with padding 1) maps n cells to
+    ceil(n / 2), and ceil(ceil(n / 2) / 2) = ceil(n / 4): a 480-px side gives 15 cells at
+    stride 32 and 8 at stride 64."""
+    return math.ceil(padded_height / stride), math.ceil(padded_width / stride)
+
+
+def generate(height: int, width: int, config: AnchorConfig = AnchorConfig(), *,
+             size_divisible: int = SIZE_DIVISIBLE) -> AnchorSet:
+    """Call torchvision's AnchorGenerator as a detector does on an image of this size: the
+    batch padded to ``size_divisible`` (:func:`padded_size`), feature maps of the backbone's
+    grid shapes (:func:`grid_size`). At 480 x 640 with the FPN levels that is Faster R-CNN's
+    76 740 anchors (padding to 64 instead would give 81 840)."""
     import torch
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.image_list import ImageList
 
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}x{width}")
-    hp, wp = padded_size(height, width, config.strides)
+    hp, wp = padded_size(height, width, size_divisible)
     sizes = config.sizes()
+    grids = [grid_size(hp, wp, s) for s in config.strides]
     generator = AnchorGenerator(sizes, (tuple(config.aspect_ratios),) * len(sizes))
     # Only shapes matter to the generator: zero-channel tensors carry them without memory.
     images = ImageList(torch.empty((1, 0, hp, wp)), [(height, width)])
-    feats = [torch.empty((1, 0, hp // s, wp // s)) for s in config.strides]
+    feats = [torch.empty((1, 0, *g)) for g in grids]
     with torch.no_grad():
         boxes = generator(images, feats)[0].numpy()
     levels, start = [], 0
-    for s, sz in zip(config.strides, sizes):
-        grid = (hp // s, wp // s)
+    for s, sz, grid in zip(config.strides, sizes, grids):
         count = grid[0] * grid[1] * config.per_cell
-        levels.append(Level(s, grid, sz, start, count))
+        levels.append(Level(s, grid, sz, start, count, (hp // grid[0], wp // grid[1])))
         start += count
     assert start == len(boxes), (start, len(boxes))
     boxes.flags.writeable = False
@@ -173,8 +203,8 @@ def locate(anchors: AnchorSet, level: int, x_frac: float, y_frac: float) -> tupl
     """(col, row) of the cell of ``level`` under a position given as fractions of the image."""
     lv = anchors.levels[level]
     h, w = anchors.image_size
-    col = min(int(x_frac * w) // lv.stride, lv.grid[1] - 1)
-    row = min(int(y_frac * h) // lv.stride, lv.grid[0] - 1)
+    col = min(int(x_frac * w) // lv.step_x, lv.grid[1] - 1)
+    row = min(int(y_frac * h) // lv.step_y, lv.grid[0] - 1)
     return max(col, 0), max(row, 0)
 
 
@@ -487,12 +517,13 @@ def draw_cell(rgb: np.ndarray, anchors: AnchorSet, matching: Matching, level: in
     from core.annotate import BoxAnnotator
 
     out = BoxAnnotator(colour=TRUTH_COLOUR, dashed=True, show_scores=False).annotate(_dim(rgb), _objects(boxes, names))
-    s = anchors.levels[level].stride
+    lv = anchors.levels[level]
+    sx, sy = lv.step_x, lv.step_y
     thick = max(2, max(out.shape[:2]) // 250)
     # the feature-map cell (outline) and the anchors' common centre: torchvision puts it at the
     # cell's top-left corner (col * stride, row * stride), not at the cell's middle
-    cv2.rectangle(out, (col * s, row * s), (col * s + s - 1, row * s + s - 1), (255, 255, 255), 1)
-    cv2.circle(out, (col * s, row * s), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+    cv2.rectangle(out, (col * sx, row * sy), (col * sx + sx - 1, row * sy + sy - 1), (255, 255, 255), 1)
+    cv2.circle(out, (col * sx, row * sy), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
     index = anchors.cell(level, col, row)
     order = sorted(index, key=lambda i: int(matching.labels[i]) != NEGATIVE)  # positives drawn last, on top
     for i in order:

@@ -82,7 +82,7 @@ def _modules():
 
         def __init__(self, kind: str = "cbam", width: int = 8, sites=SITES, num_classes: int = 6):
             super().__init__()
-            from models.shapes_cnn import ShapesNet
+            from core.shapes_net import ShapesNet
 
             if kind not in KINDS:
                 raise ValueError(f"kind must be one of {KINDS}")

@@ -199,7 +199,7 @@ def augment(sample: Sample, settings, *, seed: int = 0, n: int = GRID[0] * GRID[
     """``n`` random draws of the pipeline; the same seed gives the same draws."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     pipeline = build(settings, sample.image.shape[:2])
     # One thread: on a busy server, torch's thread pool made each small draw 20x slower.
@@ -276,7 +276,7 @@ def mix_pair(a: np.ndarray, b: np.ndarray, kind: str = "mixup", *, alpha: float 
                      for im in (a, b)])
     x = torch.from_numpy(pair).permute(0, 3, 1, 2).float().div(255.0)
     mix = (v2.MixUp if kind == "mixup" else v2.CutMix)(alpha=float(alpha), num_classes=2)
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(int(seed))

@@ -306,7 +306,7 @@ class Trainer:
         """``n`` steps; the autograd check on the last one only (it doubles the cost)."""
         import time
 
-        from models.shapes_cnn import torch_threads
+        from core.runtime import torch_threads
 
         rows, t0, shown = [], time.monotonic(), 0.0
         with torch_threads(1):

@@ -261,7 +261,7 @@ def compare_latency(teacher, student, device: str, *, batches: Sequence[int] = (
     import contextlib
     import copy
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     report = progress or (lambda f, t: None)
     models = {"teacher": copy.deepcopy(teacher).cpu(), "student": copy.deepcopy(student).cpu()}

@@ -230,7 +230,7 @@ def predict_probs(model, x, *, tta: bool = False, batch: int = 256) -> np.ndarra
     """Softmax (N, C) of a [0, 1]-input model (eval, inference mode), optionally averaged over TTA_VIEWS."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     model.eval()
     out = []

@@ -39,7 +39,7 @@ KERAS_CODE = '''\
 import keras
 from keras import layers
 
-# ShapesNet from models/shapes_cnn.py, layer for layer, in Keras 3.
+# ShapesNet from core/shapes_net.py, layer for layer, in Keras 3.
 # Keras is channels-last: a batch of images is (N, H, W, 3), PyTorch's is (N, 3, H, W).
 model = keras.Sequential([
     keras.Input(shape=(None, None, 3)),         # any image size: fully convolutional

@@ -352,7 +352,7 @@ def train_one(kind: str, data: FusionData, *, epochs: int, seed: int, p_train: f
     import torch
     import torch.nn.functional as F
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     report = report or (lambda frac, text: None)
     net = make_net(kind, seed)

@@ -1,7 +1,7 @@
 """Class imbalance (Q17, Q35, Q47): an imbalanced shapes set, four ways to train on it, and the
 metrics that tell them apart.
 
-    data = imbalanced_data(n_train=600, ratio=20, minority=4, seed=0)   # hexagon 1/20 as often
+    data = imbalanced_data(n_train=600, ratio=20, minority=3, seed=0)   # star 1/20 as often
     result = compare(data, methods=METHODS, epochs=5, gamma=2.0, seed=0, progress=..., deadline=...)
     result["methods"]["plain CE"]["probs"]        # (n_test, 6) softmax on the BALANCED test set
     scores(result["y_test"], predict(probs, minority, t))   # recall / precision / F1 per class ...
@@ -33,6 +33,7 @@ NUM_CLASSES = 4  # circle, square, triangle, star: small enough to learn in seco
 CLASSES = SHAPE_CLASSES[:NUM_CLASSES]
 TRAIN_SEED, TEST_SEED = 9_100_000, 9_200_000  # data seeds (+ seed), disjoint from other pages'
 SIZE, BATCH, LR = 32, 16, 5e-3  # 32-px crops, small batches: enough steps to learn 4 shapes in seconds
+MINORITY = CLASSES.index("star")  # the default minority class (the page's default too)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -72,8 +73,11 @@ class ImbalancedData:
     counts: np.ndarray  # (C,) training crops per class
 
 
-def imbalanced_data(*, n_train: int = 600, ratio: float = 20, minority: int = 4, seed: int = 0,
+def imbalanced_data(*, n_train: int = 600, ratio: float = 20, minority: int = MINORITY, seed: int = 0,
                     n_test_per_class: int = 60, size: int = SIZE) -> ImbalancedData:
+    """``n_train`` training crops of the NUM_CLASSES shapes, ``minority`` (a class id in
+    ``CLASSES``) drawn ``ratio`` times less often than each other class, and a balanced test
+    set of ``n_test_per_class`` crops per class."""
     import torch
 
     from core.livetrain import ShapesData
@@ -186,7 +190,7 @@ def compare(imb: ImbalancedData, *, methods=METHODS, epochs: int = 5, gamma: flo
     Returns plain data: {"classes", "minority", "ratio", "counts", "weights", "y_test",
     "methods": {name: {"probs", "history", "seconds"}}, "seconds"}. ``progress(frac, text,
     partial=)`` gets the finished methods' summaries as ``partial``."""
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     t0 = time.perf_counter()
     report = progress or (lambda *a, **k: None)

@@ -109,7 +109,7 @@ def make_model(seed: int = 0, width: int = 8):
     import torch
     from torch import nn
 
-    from models.shapes_cnn import ShapesNet
+    from core.shapes_net import ShapesNet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -172,7 +172,7 @@ def train(data: ShapesData, *, epochs: int = 6, seed: int = 0, labels=None, loss
     as ``partial=`` (components.ui.Progress keeps it for a stopped run)."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     t0 = time.perf_counter()
     report = progress or (lambda frac, text: None)

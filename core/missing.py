@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.metrics import psnr  # noqa: F401  (re-exported: psnr(a, b, where=mask) over the missing pixels)
+
 MASK_KINDS = ("pixels", "blocks", "stripes")
 MASK_TITLES = {"pixels": "Random pixels", "blocks": "Random blocks", "stripes": "Stripes (scan-line dropout)"}
 STRATEGIES = ("zeros", "mean", "telea", "ns")
@@ -198,23 +200,6 @@ def fill(rgb: np.ndarray, mask: np.ndarray, strategy: str, radius: int = 3) -> n
     else:
         raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
     return out
-
-
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None, data_range: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB between two uint8 images, over every pixel or only
-    those where ``where`` is True (all channels). ``inf`` if equal there, ``nan`` if ``where``
-    selects nothing."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    if where is not None:
-        where = np.asarray(where, dtype=bool)
-        if not where.any():
-            return float("nan")
-        a, b = a[where], b[where]
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range ** 2 / mse))
 
 
 def show_missing(rgb: np.ndarray, mask: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
@@ -406,7 +391,7 @@ def train_pair(settings: ErasingSettings, *, data=None, progress: Callable[[floa
 def evaluate_pair(pair: TrainedPair, fill_with: str = "zeros", *,
                   progress: Callable[[float, str], None] | None = None, deadline=None) -> ErasingComparison:
     """Both models' accuracy vs the missing fraction, for every mask kind of the settings."""
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     s = pair.settings
     with torch_threads(1):  # like training: two spin-waiting threads on a busy 2-core server are slower

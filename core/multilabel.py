@@ -139,7 +139,7 @@ def make_model(seed: int = 0, width: int = 8, backbone: dict | None = None):
     import torch
     from torch import nn
 
-    from models.shapes_cnn import ShapesNet
+    from core.shapes_net import ShapesNet
 
 
     with torch.random.fork_rng(devices=[]):
@@ -148,15 +148,6 @@ def make_model(seed: int = 0, width: int = 8, backbone: dict | None = None):
     if backbone is not None:
         model[1].features.load_state_dict(backbone)
     return model
-
-
-def pretrained_backbone() -> dict:
-    """The conv blocks of the registry's trained shapes CNN (one centred shape per 64-px crop):
-    it already has detectors for the six shapes; the max-pool head asks "does it fire anywhere"."""
-    from models.shapes_cnn import load_shapes_cnn
-
-    net = load_shapes_cnn()
-    return {k: v.detach().clone() for k, v in net.features.state_dict().items()}
 
 
 def loss_for(head: str) -> Callable:
@@ -193,7 +184,7 @@ def train(head: str, x, y, *, epochs: int = 6, seed: int = 0, width: int = 8, ba
     ``evaluate(logits)`` gets the model's logits on ``x_eval`` after every epoch."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     report = progress or (lambda *a, **k: None)
     lo, hi = span
@@ -249,8 +240,8 @@ def train(head: str, x, y, *, epochs: int = 6, seed: int = 0, width: int = 8, ba
     return model.eval(), history
 
 
-def compare(*, n_train: int = 800, n_test: int = 300, epochs: int = 10, seed: int = 0, width: int = 8,
-            batch_size: int = 16, pretrained: bool = True, frozen: int = 3, lr: float = 1e-2, data=None,
+def compare(*, backbone: dict | None, n_train: int = 800, n_test: int = 300, epochs: int = 10, seed: int = 0,
+            width: int = 8, batch_size: int = 16, frozen: int = 3, lr: float = 1e-2, data=None,
             progress: Callable | None = None, deadline=None) -> dict:
     """Both heads on the same scenes, seed and order. Plain, picklable result::
 
@@ -258,7 +249,13 @@ def compare(*, n_train: int = 800, n_test: int = 300, epochs: int = 10, seed: in
          "state": {head: numpy state dict}, "seconds": {head: s}, "total_seconds", "settings"}
 
     The curve's micro-F1 is at threshold 0.5 on the held-out scenes. ``data``: the
-    :func:`dataset` for these (n_train, n_test, seed), when the caller has it cached."""
+    :func:`dataset` for these (n_train, n_test, seed), when the caller has it cached.
+
+    ``backbone``: a state dict for ``ShapesNet.features`` that every conv block starts from
+    (the first ``frozen`` stay fixed): the page passes the shipped shapes CNN's
+    (``models.shapes_cnn.pretrained_backbone()``; core loads no model file itself). ``None``:
+    every layer starts random and trains (``frozen`` is then ignored). Required, so that
+    no caller silently trains from scratch."""
     import torch
 
     report = progress or (lambda *a, **k: None)
@@ -269,7 +266,7 @@ def compare(*, n_train: int = 800, n_test: int = 300, epochs: int = 10, seed: in
     if len(x) != n_train or len(xt) != n_test:
         raise ValueError("data does not match n_train / n_test")
     targets = yt.numpy().astype(np.float64)
-    backbone = pretrained_backbone() if pretrained else None
+    pretrained = backbone is not None
     out = {"targets": targets, "probs": {}, "curve": [], "state": {}, "seconds": {},
            "settings": {"n_train": n_train, "n_test": n_test, "epochs": epochs, "seed": seed, "width": width,
                         "batch_size": batch_size, "pretrained": pretrained, "lr": lr,

@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.metrics import mse, psnr  # noqa: F401  (re-exported: this page's PSNR is the lab's one)
+
 
 @dataclass(frozen=True)
 class NoiseKind:
@@ -72,18 +74,8 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
 # --- measures -----------------------------------------------------------------------
 
 
-def mse(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    return float(np.mean(diff * diff))
-
-
-def psnr(clean: np.ndarray, test: np.ndarray, *, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB, 10 log10(peak² / MSE) over all pixels and channels;
-    ``inf`` when the images are identical."""
-    err = mse(clean, test)
-    return math.inf if err == 0 else 10.0 * math.log10(peak * peak / err)
+# mse(a, b) and psnr(clean, test): dB, 10 log10(255² / MSE) over all pixels and channels, ``inf``
+# when the images are identical: the lab's one implementation (core.metrics), re-exported.
 
 
 # --- corruptions --------------------------------------------------------------------

@@ -272,7 +272,7 @@ def _as_input(clf, rgb_batch: np.ndarray) -> np.ndarray:
 def shapes_eval(clf, n: int = 400, *, seed: int | None = None) -> EvalSet:
     """Held-out 64-px shape crops with their labels (the shapes CNN's own test seed)."""
     from core.shapes import make_classification_set
-    from models.shapes_cnn import TEST_SEED_OFFSET
+    from core.shapes_net import TEST_SEED_OFFSET
 
     seed = TEST_SEED_OFFSET if seed is None else seed
     x, y = make_classification_set(n, seed=seed)
@@ -736,7 +736,7 @@ def compare(model, *, calib: np.ndarray, evals: EvalSet | None = None, example: 
     from core import perf
     from core.devices import cpu_threads
     from core.export import ExportError
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     t0 = time.perf_counter()
     report = progress or (lambda f, t: None)

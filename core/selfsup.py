@@ -7,7 +7,7 @@ Pure functions for the Self-supervised learning page (no Streamlit)::
     nt_xent(z1, z2, temperature)           # the SimCLR loss (normalised temperature-scaled cross-entropy)
     train_contrastive(recipe, ...)         # encoder + projection head trained WITHOUT labels
     linear_probe(f_train, y, f_test, ...)  # logistic regression on frozen features (labels only here)
-    knn_accuracy(...), pca_2d(...)         # k-NN on cosine similarity; 2-D PCA by numpy SVD
+    knn_accuracy(...), pca_2d(...)         # k-NN on cosine similarity; 2-D PCA (core.embeddings.pca)
     run(recipe, ...)                       # all of the above: trained vs random encoder, plain data out
 
 The encoder is the project's shapes CNN trunk (``core.livetrain.make_model``: Normalise ->
@@ -253,7 +253,7 @@ def linear_probe(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
     xt = torch.from_numpy(((f_train - mu) / sd).astype(np.float32))
     xe = torch.from_numpy(((f_test - mu) / sd).astype(np.float32))
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     w = torch.zeros(xt.shape[1], num_classes, requires_grad=True)
     b = torch.zeros(num_classes, requires_grad=True)
@@ -285,14 +285,12 @@ def knn_accuracy(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y
 
 
 def pca_2d(f: np.ndarray) -> np.ndarray:
-    """(N, 2) projection of centred features on their two leading principal axes (numpy SVD),
-    with each axis' sign fixed so its largest-magnitude loading is positive (stable output)."""
-    x = np.asarray(f, dtype=np.float64)
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    v = vt[:2]
-    signs = np.sign(v[np.arange(len(v)), np.abs(v).argmax(1)])
-    return x @ (v * signs[:, None]).T
+    """(N, 2) projection of centred features on their two leading principal axes, each axis'
+    sign fixed so its largest-magnitude loading is positive (stable output): the lab's one PCA,
+    :func:`core.embeddings.pca` (scikit-learn's ``PCA(2).fit_transform``), in float64."""
+    from core.embeddings import pca
+
+    return pca(np.asarray(f, dtype=np.float64), 2)
 
 
 def class_separation(points: np.ndarray, labels: np.ndarray) -> float:
@@ -321,7 +319,7 @@ def view_matrix(encoder, images: list[np.ndarray], seed: int, *, size: int = 64)
     views = []
     for i, img in enumerate(images):
         views.extend(photo_views(img, seed * 1000 + i, size=size))
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     x = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2).float().div(255.0)
     with torch_threads(1):
@@ -351,7 +349,7 @@ def train_contrastive(x_unlabelled, recipe: Recipe, *, on_epoch: Callable | None
     ``on_epoch(encoder)`` may add figures to each row (e.g. a linear probe)."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     r = recipe
     report = progress or (lambda *a, **k: None)
@@ -409,7 +407,7 @@ def train_contrastive(x_unlabelled, recipe: Recipe, *, on_epoch: Callable | None
 def run(recipe: Recipe = Recipe(), *, progress: Callable | None = None, deadline=None) -> dict:
     """The whole experiment, as plain data (picklable): contrastive training on unlabelled crops,
     then the linear probe / k-NN / PCA for the trained encoder and for the random one."""
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     r = recipe
     report = progress or (lambda *a, **k: None)

@@ -199,7 +199,7 @@ def train(data, *, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int
     import torch
     import torch.nn.functional as F
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     t0 = time.perf_counter()
     report = progress or (lambda *a, **k: None)

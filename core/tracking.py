@@ -17,8 +17,9 @@ shapes move on straight or curved paths over a static background, and a grey bar
 per frame: the tight box around each object's *visible* pixels and its visible fraction.
 
 **Counting mistakes** (:func:`evaluate`). Per frame, tracks are matched one-to-one to the
-ground-truth objects that have any visible pixel, by the Hungarian algorithm on IoU; only
-pairs with IoU >= ``MATCH_IOU`` (0.5) count. Each object then has one *state* per frame:
+ground-truth objects that have any visible pixel, by the Hungarian algorithm on IoU among the
+pairs with IoU >= ``MATCH_IOU`` (0.5) only (as CLEAR-MOT: weaker pairs are excluded before
+assigning, not dropped afterwards). Each object then has one *state* per frame:
 
 * a track id (>= 1): matched to that track;
 * ``MISS`` (0): at least ``VISIBLE_MIN`` (50 %) of the object is visible, but no track matches it;
@@ -244,7 +245,7 @@ def tracker_config(kind: str, *, high_thresh: float | None = None, track_buffer:
                    gmc: str = "none"):
     """Ultralytics' own ``<kind>.yaml`` (from the installed package) as the namespace its
     trackers take, with the page's overrides; BoT-SORT never uses re-ID here."""
-    from models.ultra import ultralytics
+    from core.ultra import ultralytics
 
     ultralytics()
     from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace
@@ -264,7 +265,7 @@ def tracker_config(kind: str, *, high_thresh: float | None = None, track_buffer:
 
 def make_tracker(kind: str, **overrides):
     """A fresh ``BYTETracker`` or ``BOTSORT`` (track ids start at 1)."""
-    from models.ultra import ultralytics
+    from core.ultra import ultralytics
 
     ultralytics()
     from ultralytics.trackers.bot_sort import BOTSORT
@@ -391,14 +392,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def match_frame(track_boxes: np.ndarray, truth_boxes: np.ndarray, *, iou: float = MATCH_IOU) -> list[tuple[int, int]]:
-    """One-to-one (track index, object index) pairs maximising total IoU (Hungarian), IoU >= ``iou``."""
+    """One-to-one (track index, object index) pairs with IoU >= ``iou``: as many as possible, and
+    among those the largest total IoU (Hungarian, as CLEAR-MOT and py-motmetrics assign).
+
+    Pairs below the threshold are forbidden *before* assigning (cost ``1 - IoU``; a forbidden
+    pair costs more than every allowed pair together). Assigning on raw IoU and dropping weak
+    pairs afterwards can trade one valid pair for two invalid ones whose IoUs add up to more."""
     from scipy.optimize import linear_sum_assignment
 
-    overlaps = box_iou(track_boxes, truth_boxes)
-    if overlaps.size == 0:
+    overlaps = box_iou(track_boxes, truth_boxes).astype(np.float64)
+    allowed = overlaps >= iou
+    if not allowed.any():
         return []
-    rows, cols = linear_sum_assignment(overlaps, maximize=True)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if overlaps[r, c] >= iou]
+    forbidden = float(min(overlaps.shape) + 1)  # > any sum of allowed costs (each <= 1)
+    cost = np.where(allowed, 1.0 - overlaps, forbidden)
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
 
 
 @dataclass(frozen=True)

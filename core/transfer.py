@@ -118,7 +118,7 @@ def target_data(*, max_shots: int, n_test: int = 300, seed: int = 0, test=None) 
     import torch
 
     from core.shapes import make_classification_set
-    from models.shapes_cnn import preprocess
+    from core.shapes_net import preprocess
 
     xs, ys = [], []
     for j, c in enumerate(TARGET_CLASSES):
@@ -152,7 +152,7 @@ def fresh_network(seed: int, num_classes: int = len(TARGET_CLASSES)):
     """A randomly initialised ShapesNet (``seed``); its head is also every regime's new head."""
     import torch
 
-    from models.shapes_cnn import ShapesNet
+    from core.shapes_net import ShapesNet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -197,7 +197,7 @@ def train_regime(regime: str, backbone, x, y, x_test, y_test, *, steps: int, see
     import torch
     import torch.nn.functional as F
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; one of {list(REGIMES)}")
@@ -312,7 +312,7 @@ def pixel_features(images: list[np.ndarray], side: int = PIXEL_SIDE) -> np.ndarr
 
 def shapes_features(backbone, images: list[np.ndarray]) -> np.ndarray:
     """The shapes-pretext backbone's 64 max-pooled features of each image (resized to 64 x 64)."""
-    from models.shapes_cnn import preprocess
+    from core.shapes_net import preprocess
 
     return embed(backbone, preprocess(np.stack([_square(im, 64) for im in images]))).numpy()
 
@@ -362,7 +362,7 @@ def loo_predictions(feats: np.ndarray, labels: np.ndarray, num_classes: int, *, 
     import torch
     import torch.nn.functional as F
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)

@@ -381,7 +381,7 @@ def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = T
     to skip generating them. ``progress(frac, text, partial=history)`` at least every 0.5 s."""
     import torch
 
-    from models.shapes_cnn import torch_threads
+    from core.runtime import torch_threads
 
     t0 = time.perf_counter()
     report = progress or (lambda *a, **k: None)

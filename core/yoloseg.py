@@ -115,7 +115,7 @@ def yolo_instances(yolo, rgb: np.ndarray, *, imgsz: int, device: str = "cpu", co
     image's size, and the latency in milliseconds (preprocess, forward, NMS and masks)."""
     import torch
 
-    from models.registry import for_inference
+    from core.runtime import for_inference
 
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")

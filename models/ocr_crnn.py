@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from core.ocr import FONTS, cer, collapse, render_line
+from core.runtime import torch_threads
 from models.checkpoints import Shipped
-from models.shapes_cnn import torch_threads
 
 Progress = Callable[[float, str], None]
 

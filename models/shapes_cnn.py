@@ -1,107 +1,39 @@
-"""A tiny CNN that classifies 64x64 shape crops, trained here in seconds (no download).
+"""The shapes CNN's training, shipped checkpoint and loading (the offline fallback classifier).
 
-It is the offline fallback classifier: pages that explain CNN internals (feature maps,
-Grad-CAM, calibration, class imbalance) can always run on it. Layout::
-
-    model.features      nn.Sequential of 4 conv blocks (Conv2d -> BatchNorm2d -> ReLU [-> MaxPool2d])
-                        with 8, 16, 32, 64 channels; 64x64 -> 32 -> 16 -> 8 (the last block does not pool)
-    model.features[-1]  the last conv block, output (N, 64, 8, 8): the usual Grad-CAM target layer
-    model.features[-1][0] == model.last_conv   the last nn.Conv2d
-    model.classifier    global max pool -> flatten -> Linear(64, 6)
-
-The head pools with a global *max* ("is this corner/edge detector firing anywhere?"):
-on these crops it learns several times faster than average pooling, whose mean over the
-8x8 grid is diluted by background cells. Grad-CAM works unchanged on ``features[-1]``.
-ReLUs are not in-place, so forward/backward hooks on any layer are safe.
+It is trained here in seconds (no download): pages that explain CNN internals (feature maps,
+Grad-CAM, calibration, class imbalance) can always run on it. The architecture and its
+pre-processing live in ``core.shapes_net`` (core builds fresh copies without importing
+models/); they are re-exported here, so ``from models.shapes_cnn import ShapesNet`` works.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from core.runtime import torch_threads
 from core.shapes import SHAPE_CLASSES, make_classification_set
+from core.shapes_net import (  # noqa: F401  (re-exported)
+    INPUT_SIZE,
+    MEAN,
+    STD,
+    TEST_SEED_OFFSET,
+    TRAIN_SEED_OFFSET,
+    ShapesNet,
+    _block,
+    predict_proba,
+    preprocess,
+)
 from models.checkpoints import Shipped
 
 Progress = Callable[[float, str], None]
 
 FORMAT_VERSION = 1
 FILE_NAME = "shapes_cnn.pt"
-INPUT_SIZE = 64
-MEAN = (0.5, 0.5, 0.5)  # pixel / 255, then (x - MEAN) / STD
-STD = (0.25, 0.25, 0.25)
-TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 0, 1_000_003  # held-out images come from another seed
-
-
-
-def _block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                               nn.BatchNorm2d(c_out), nn.ReLU()]
-    if pool:
-        layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(*layers)
-
-
-class ShapesNet(nn.Module):
-    """Four conv blocks and a linear head; ~25 k parameters."""
-
-    def __init__(self, num_classes: int = len(SHAPE_CLASSES), width: int = 8):
-        super().__init__()
-        w = width
-        self.features = nn.Sequential(
-            _block(3, w, pool=True),  # 64 -> 32
-            _block(w, 2 * w, pool=True),  # 32 -> 16
-            _block(2 * w, 4 * w, pool=True),  # 16 -> 8
-            _block(4 * w, 8 * w, pool=False),  # 8x8 feature maps (Grad-CAM target)
-        )
-        self.classifier = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, num_classes))
-
-    @property
-    def last_conv(self) -> nn.Conv2d:
-        """The last convolution (``features[-1][0]``)."""
-        return self.features[-1][0]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes) for normalised images (N, 3, 64, 64)."""
-        return self.classifier(self.features(x))
-
-
-# --- pre-processing and inference ------------------------------------------------------
-
-
-def preprocess(rgb: np.ndarray) -> torch.Tensor:
-    """RGB uint8 image (H, W, 3), grey (H, W) or batch (N, H, W, 3) -> float tensor (N, 3, 64, 64)."""
-    batch = rgb if rgb.ndim == 4 else rgb[None]  # one image: (H, W, 3) or grey (H, W)
-    out = []
-    for img in batch:
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        img = img[..., :3]  # drop alpha if any
-        if img.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
-            shrink = min(img.shape[:2]) > INPUT_SIZE
-            img = cv2.resize(img, (INPUT_SIZE, INPUT_SIZE),
-                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        out.append(img)
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(out))).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, rgb: np.ndarray) -> np.ndarray:
-    """Class probabilities: (C,) for one image, (N, C) for a batch (N, H, W, 3)."""
-    was_training = model.training
-    model.eval()
-    probs = torch.softmax(model(preprocess(rgb)), dim=1).numpy()
-    model.train(was_training)
-    return probs if rgb.ndim == 4 else probs[0]
 
 
 # --- training ----------------------------------------------------------------------------
@@ -112,22 +44,6 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         pred = torch.cat([model(x[i:i + 512]).argmax(1) for i in range(0, len(x), 512)])
     return float((pred == y).float().mean())
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads, then restore the previous count.
-
-    Training uses one thread on purpose: on a 2-core machine where anything else is busy
-    (the Streamlit server, another page), two OpenMP threads spin-wait on each other and a
-    10-second job took 150 s; one thread is slower only when the machine is idle.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_shapes_cnn(*, seed: int = 0, n_train: int = 2000, n_test: int = 600, epochs: int = 5,
@@ -233,3 +149,11 @@ def load_shapes_cnn() -> ShapesNet:
 def load_metrics() -> dict:
     """The held-out metrics recorded for the shipped classifier."""
     return SHIPPED.metrics()
+
+
+def pretrained_backbone() -> dict:
+    """The conv blocks of the shipped shapes CNN (one centred shape per 64-px crop), as a state
+    dict for ``ShapesNet.features``: it already has detectors for the six shapes; the max-pool
+    head asks "does it fire anywhere" (``core.multilabel.compare(backbone=...)``)."""
+    net = load_shapes_cnn()
+    return {k: v.detach().clone() for k, v in net.features.state_dict().items()}

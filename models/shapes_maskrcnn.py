@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.runtime import torch_threads
 from core.shapes import SHAPE_CLASSES
 from models.checkpoints import Shipped
-from models.shapes_cnn import torch_threads
 from models.shapes_yolo import detection_scene
 
 Progress = Callable[[float, str], None]

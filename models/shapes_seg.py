@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.runtime import torch_threads
 from core.shapes import SHAPE_CLASSES, Scene, make_scene
 from models.checkpoints import Shipped
-from models.shapes_cnn import torch_threads
 
 Progress = Callable[[float, str], None]
 

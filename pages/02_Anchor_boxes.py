@@ -102,7 +102,8 @@ url.sync()
 
 st.caption(f"{source_text} Anchors are computed on the image at {work.shape[1]}×{work.shape[0]} "
            f"(long side ≤ {ca.MATCH_LONG_SIDE}), padded to {anchors.padded_size[1]}×{anchors.padded_size[0]} "
-           "so that every stride divides it, by calling torchvision's `AnchorGenerator`; IoU is "
+           f"(a multiple of {ca.SIZE_DIVISIBLE}, as torchvision's detectors pad), by calling torchvision's "
+           "`AnchorGenerator` on the feature-map sizes their backbones give; IoU is "
            "`torchvision.ops.box_iou` and the labels come from torchvision's `Matcher`.")
 k1, k2, k3, k4, k5 = st.columns(5)
 k1.metric("Anchors", f"{len(anchors):,}")
@@ -128,7 +129,7 @@ with left:
     st.image(cell_picture, width="stretch",
              caption=f"Cell (col {col}, row {row}) of the stride-{stride} grid ({lv.grid[1]}×{lv.grid[0]} cells, "
                      f"white outline): its {config.per_cell} anchors, centred on the white dot — torchvision puts "
-                     f"the centre at (col·stride, row·stride), the cell's top-left corner "
+                     f"the centre at (col·{lv.step_x}, row·{lv.step_y}) px, the cell's top-left corner "
                      f"(sizes {', '.join(map(str, lv.sizes))}; "
                      "orange positive, cyan ignored, grey negative).")
     st.download_button("Download this picture (PNG)", lambda: encode_png(cell_picture),

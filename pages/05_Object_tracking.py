@@ -193,8 +193,8 @@ if run is not None:
 
 with st.expander("How mistakes are counted", icon="📏"):
     st.markdown(
-        "In every frame, tracks are matched one-to-one to the true objects by the Hungarian algorithm on IoU; "
-        "a pair counts only if IoU ≥ 0.5. An object **less than half visible** and unmatched is *hidden*: "
+        "In every frame, tracks are matched one-to-one to the true objects by the Hungarian algorithm on IoU, "
+        "among pairs with IoU ≥ 0.5 only (as CLEAR-MOT: weaker pairs are ruled out before assigning). An object **less than half visible** and unmatched is *hidden*: "
         "no one is blamed for it.\n"
         "- **ID switch**: the object is matched to a different id than at its previous matched frame "
         "(however many frames lie in between). Ids 1, 1, 1, 2, 2 → 1 switch.\n"

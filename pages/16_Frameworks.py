@@ -121,10 +121,10 @@ st.markdown("\n".join(["| | PyTorch | TensorFlow / Keras |", "|---|---|---|"]
 st.subheader("The same network in both")
 left, right = st.columns(2)
 with left:
-    from models import shapes_cnn
+    from core import shapes_net
 
-    st.markdown("**PyTorch** (`models/shapes_cnn.py`, the code that trained the model above)")
-    st.code(inspect.getsource(shapes_cnn._block) + "\n\n" + inspect.getsource(shapes_cnn.ShapesNet), language="python")
+    st.markdown("**PyTorch** (`core/shapes_net.py`, the network `models/shapes_cnn.py` trained above)")
+    st.code(inspect.getsource(shapes_net._block) + "\n\n" + inspect.getsource(shapes_net.ShapesNet), language="python")
 with right:
     st.markdown("**Keras 3** (written for this page; TensorFlow is not installed here, so it is checked, not run)")
     st.code(fw.KERAS_CODE, language="python")

@@ -18,13 +18,27 @@ from core import anchors as ca
 PAGE = "pages/02_Anchor_boxes.py"
 
 
+def _padded(height, width):
+    """The batch torchvision's detectors build: GeneralizedRCNNTransform.batch_images (size_divisible=32)."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    transform = GeneralizedRCNNTransform(800, 1333, [0.0] * 3, [1.0] * 3)
+    return transform.batch_images([torch.zeros(3, height, width)])
+
+
 def _reference(height, width, sizes, ratios, strides):
-    """torchvision's AnchorGenerator called the way a detector calls it (real tensors)."""
-    m = max(strides)
-    hp, wp = math.ceil(height / m) * m, math.ceil(width / m) * m
+    """torchvision's AnchorGenerator called the way a detector calls it (real tensors): the
+    detector's padded batch, feature maps as stride-2 convolutions (3x3, padding 1) make them."""
+    batch = _padded(height, width)
     gen = AnchorGenerator(sizes, (ratios,) * len(sizes))
-    images = ImageList(torch.zeros(1, 3, hp, wp), [(height, width)])
-    feats = [torch.zeros(1, 4, hp // s, wp // s) for s in strides]
+    images = ImageList(batch, [(height, width)])
+    down = torch.nn.Conv2d(3, 3, 3, stride=2, padding=1)
+    feats, x = [], batch
+    with torch.no_grad():
+        for step in range(1, int(math.log2(max(strides))) + 1):
+            x = down(x)
+            if 2 ** step in strides:
+                feats.append(x)
     return gen(images, feats)[0]
 
 
@@ -47,8 +61,9 @@ def test_anchors_equal_torchvision_anchor_generator(height, width, config, sizes
     want = _reference(height, width, sizes, tuple(config.aspect_ratios), config.strides)
     assert torch.equal(torch.from_numpy(got.boxes.copy()), want)
     assert sum(lv.count for lv in got.levels) == len(want)
+    assert got.padded_size == tuple(_padded(height, width).shape[-2:])
     for lv in got.levels:  # bookkeeping: grid and count per level
-        assert lv.grid == (got.padded_size[0] // lv.stride, got.padded_size[1] // lv.stride)
+        assert lv.grid == (math.ceil(got.padded_size[0] / lv.stride), math.ceil(got.padded_size[1] / lv.stride))
         assert lv.count == lv.grid[0] * lv.grid[1] * config.per_cell
 
 
@@ -60,10 +75,52 @@ def test_presets_are_torchvisions_own_defaults():
                            (retinanet, ca.preset_config("retina", "octave", "frcnn", 32))):
         gen = module._default_anchorgen()
         assert tuple(gen.sizes) == config.sizes() and tuple(gen.aspect_ratios[0]) == config.aspect_ratios
-        padded = ca.padded_size(250, 380, config.strides)
-        feats = [torch.zeros(1, 1, padded[0] // s, padded[1] // s) for s in config.strides]
+        padded = ca.padded_size(250, 380)
+        feats = [torch.zeros(1, 1, *ca.grid_size(*padded, s)) for s in config.strides]
         want = gen(ImageList(torch.zeros(1, 3, *padded), [(250, 380)]), feats)[0]
         assert torch.equal(torch.from_numpy(ca.generate(250, 380, config).boxes.copy()), want)
+
+
+# (detector builder, its anchor generator, the page's preset, height, width, anchors it lays out)
+REAL_DETECTORS = [
+    ("fasterrcnn_resnet50_fpn", lambda m: m.rpn.anchor_generator, ("fpn", "one", "frcnn", 32), 480, 640, 76_740),
+    ("fasterrcnn_resnet50_fpn", lambda m: m.rpn.anchor_generator, ("fpn", "one", "frcnn", 32), 427, 640, None),
+    ("retinanet_resnet50_fpn", lambda m: m.anchor_generator, ("retina", "octave", "frcnn", 32), 480, 640, None),
+]
+
+
+@pytest.mark.parametrize("builder,generator,preset,height,width,count", REAL_DETECTORS,
+                         ids=[f"{r[0]}-{r[3]}x{r[4]}" for r in REAL_DETECTORS])
+def test_anchors_are_the_real_detectors_own(builder, generator, preset, height, width, count):
+    """The named detector itself (untrained, nothing downloaded), at this input size: its own
+    transform pads the batch (to 32, not to the largest stride: 480 rows stay 480, so P6 has
+    8 rows 60 px apart), its backbone makes the feature maps, its generator lays the anchors."""
+    from torchvision.models import detection
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = getattr(detection, builder)(weights=None, weights_backbone=None, min_size=height,
+                                            max_size=width).eval()
+    with torch.no_grad():
+        images, _ = model.transform([torch.rand(3, height, width)])
+        assert images.image_sizes == [(height, width)]  # no resize: the page's working size
+        features = list(model.backbone(images.tensors).values())
+        want = generator(model)(images, features)[0]
+    got = ca.generate(height, width, ca.preset_config(*preset))
+    assert got.padded_size == tuple(images.tensors.shape[-2:])
+    assert [lv.grid for lv in got.levels] == [tuple(f.shape[-2:]) for f in features]
+    assert len(got) == len(want) == (count or len(want))
+    assert torch.equal(torch.from_numpy(got.boxes.copy()), want)
+
+
+def test_centre_spacing_is_torchvisions_where_the_stride_does_not_divide_the_padded_size():
+    anchors = ca.generate(480, 640, ca.preset_config("fpn", "one", "frcnn", 32))
+    p6 = anchors.levels[-1]
+    assert (p6.stride, p6.grid, p6.step) == (64, (8, 10), (60, 64))
+    centres = anchors.centres(len(anchors.levels) - 1)
+    assert sorted(set(centres[:, 1].tolist())) == [60.0 * r for r in range(8)]
+    assert ca.locate(anchors, len(anchors.levels) - 1, 0.5, 1.0) == (5, 7)
+    assert len(ca.generate(480, 640, ca.preset_config(), size_divisible=64)) == 81_840  # the old, padded grid
 
 
 def test_cell_anchors_are_centred_on_the_cell_with_their_shape():

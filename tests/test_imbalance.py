@@ -84,6 +84,19 @@ def test_mix_labels_and_balanced_test_set():
     assert im.train_labels(400, 37, 0, seed=2).tolist() == big.data.y_train.tolist()
 
 
+def test_defaults_name_a_class_that_exists():
+    """The default minority must be one of the NUM_CLASSES classes (it was 4, a fifth class, with
+    four: every default call raised), and the module's example must name that class."""
+    import inspect
+
+    default = inspect.signature(im.imbalanced_data).parameters["minority"].default
+    assert 0 <= default < im.NUM_CLASSES and im.CLASSES[default] == "star"
+    d = im.imbalanced_data(n_train=40, n_test_per_class=2)  # every other argument at its default
+    assert d.minority == default and d.counts.sum() == 40
+    example = next(line for line in im.__doc__.splitlines() if "imbalanced_data(" in line)
+    assert f"minority={default}" in example and im.CLASSES[default] in example
+
+
 # --- metrics by hand ----------------------------------------------------------------------------------
 
 

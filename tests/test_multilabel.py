@@ -75,8 +75,21 @@ OVER_EVERY_CLASS = 0.08
 
 
 @pytest.fixture(scope="module")
-def run(trained_shapes_cnn):
-    return ml.compare(**SMALL)
+def backbone(trained_shapes_cnn):
+    from models.shapes_cnn import pretrained_backbone
+
+    return pretrained_backbone()
+
+
+@pytest.fixture(scope="module")
+def run(backbone):
+    return ml.compare(backbone=backbone, **SMALL)
+
+
+def test_compare_needs_an_explicit_backbone():
+    """core loads no model file: the caller passes the shipped backbone (or None for scratch)."""
+    with pytest.raises(TypeError, match="backbone"):
+        ml.compare(**SMALL)
 
 
 def test_thresholds_at_zero_give_recall_one(run):
@@ -98,9 +111,10 @@ def test_sigmoid_beats_softmax_on_held_out_scenes(run):
     assert board["softmax"]["micro"]["recall"] < board["sigmoid"]["micro"]["recall"]
 
 
-def test_same_seed_same_numbers(trained_shapes_cnn):
-    a = ml.compare(n_train=64, n_test=32, epochs=1, seed=3)
-    b = ml.compare(n_train=64, n_test=32, epochs=1, seed=3)
+def test_same_seed_same_numbers(backbone):
+    a = ml.compare(backbone=backbone, n_train=64, n_test=32, epochs=1, seed=3)
+    b = ml.compare(backbone=backbone, n_train=64, n_test=32, epochs=1, seed=3)
+    assert a["settings"]["pretrained"] and a["settings"]["frozen"] == 3
     assert a["curve"] == b["curve"]
     for head in ml.HEADS:
         assert np.array_equal(a["probs"][head], b["probs"][head])

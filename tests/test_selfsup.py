@@ -107,6 +107,18 @@ def test_training_never_receives_labels():
 # --- evaluation helpers ----------------------------------------------------------------------------------
 
 
+def test_pca_2d_is_the_labs_one_pca_and_scikit_learns():
+    from sklearn.decomposition import PCA
+
+    from core.embeddings import pca
+
+    f = np.random.default_rng(3).normal(size=(80, 12)).astype(np.float32) * np.linspace(4, 0.5, 12)
+    got = ss.pca_2d(f)
+    assert got.shape == (80, 2) and got.dtype == np.float64
+    assert np.array_equal(got, pca(f.astype(np.float64), 2))
+    assert np.allclose(got, PCA(2).fit_transform(f.astype(np.float64)), atol=1e-9)
+
+
 def test_probe_knn_and_pca_on_known_cases():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(6, 10)) * 5

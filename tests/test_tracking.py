@@ -3,6 +3,7 @@ Ultralytics' trackers on hand-made detections and on our detector's, the video f
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,51 @@ def test_matching_is_one_to_one_and_maximises_total_iou():
     assert sorted(trk.match_frame(tracks, truth)) == [(0, 0), (1, 1)]
     assert trk.match_frame(tracks[:1], truth[:1]) == [(0, 0)]
     assert trk.match_frame(np.zeros((0, 4), np.float32), truth) == []
+
+
+# Boxes 10 px tall, so IoU is the overlap of the x intervals over their union:
+#   track 0 [10, 20] - object 0 [10, 25]: 10/15 = 0.667 (the only pair >= 0.5)
+#   track 0 [10, 20] - object 1 [15.5, 20]: 4.5/10 = 0.45
+#   track 1 [4, 15]  - object 0 [10, 25]: 5/21 = 0.238;  track 1 - object 1: 0
+# Raw IoU sums: 0.667 + 0 on the valid assignment < 0.45 + 0.238 on the crossed one. Assigning on
+# raw IoU and dropping weak pairs afterwards matched nobody (MOTA 1 - (2 missed + 2 FP) / 2 = -1);
+# CLEAR-MOT (py-motmetrics: pairs beyond the threshold are forbidden in the assignment) keeps
+# track 0 - object 0: 1 missed, 1 false positive, MOTA 0.
+CROSSED_TRACKS = [(10, 0, 20, 10), (4, 0, 15, 10)]
+CROSSED_TRUTH = [(10, 0, 25, 10), (15.5, 0, 20, 10)]
+
+
+def test_matching_forbids_weak_pairs_before_assigning_as_clear_mot():
+    tracks, truth = np.array(CROSSED_TRACKS, np.float32), np.array(CROSSED_TRUTH, np.float32)
+    iou = trk.box_iou(tracks, truth)
+    assert iou[0, 0] >= 0.5 and (iou >= 0.5).sum() == 1 and iou[0, 1] + iou[1, 0] > iou[0, 0] + iou[1, 1]
+    assert trk.match_frame(tracks, truth) == [(0, 0)]
+    assert trk.match_frame(tracks[::-1].copy(), truth[::-1].copy()) == [(1, 1)]  # order does not matter
+    score = trk.evaluate(_tracks([[(CROSSED_TRACKS[0], 1), (CROSSED_TRACKS[1], 2)]]), _clip([CROSSED_TRUTH], [[1, 1]]))
+    assert (score.events.missed, score.false_positives, score.gt_frames) == (1, 1, 2)
+    assert score.mota == pytest.approx(0.0)
+
+
+def test_matching_prefers_more_valid_pairs_then_higher_total_iou():
+    # random 1-D boxes (10 px tall): 4 tracks, 3 objects, checked against every assignment
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rng.uniform(0, 40, (4, 2))
+        tracks = np.concatenate([np.minimum(a[:, :1], a[:, 1:]), np.zeros((4, 1)),
+                                 np.maximum(a[:, :1], a[:, 1:]) + 1, np.full((4, 1), 10)], 1).astype(np.float32)
+        b = rng.uniform(0, 40, (3, 2))
+        truth = np.concatenate([np.minimum(b[:, :1], b[:, 1:]), np.zeros((3, 1)),
+                                np.maximum(b[:, :1], b[:, 1:]) + 1, np.full((3, 1), 10)], 1).astype(np.float32)
+        iou = trk.box_iou(tracks, truth)
+        pairs = trk.match_frame(tracks, truth)
+        best = (0, 0.0)  # brute force: (most valid pairs, then largest total IoU) over every assignment
+        for perm in itertools.permutations(range(4), 3):
+            valid = [(t, o) for o, t in enumerate(perm) if iou[t, o] >= 0.5]
+            best = max(best, (len(valid), float(sum(iou[t, o] for t, o in valid))))
+        assert all(iou[t, o] >= 0.5 for t, o in pairs)
+        assert len({t for t, _ in pairs}) == len({o for _, o in pairs}) == len(pairs)
+        assert len(pairs) == best[0]
+        assert float(sum(iou[t, o] for t, o in pairs)) == pytest.approx(best[1], abs=1e-6)
 
 
 # --------------------------------------------------------------------------- the generated clip
