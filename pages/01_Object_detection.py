@@ -2,18 +2,17 @@
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
-from components.sidebar import lab_sidebar
-from components.ui import grouped_bars, page_header, weights_missing, what_to_notice
+from components.ui import grouped_bars, weights_missing
 from components.urlstate import UrlState
 from core import detection as det
 from core.annotate import BoxAnnotator
 from core.imageio import encode_png
 from core.params import Param
 
-st.set_page_config(page_title="Object detection · CV Interview Lab", page_icon="🎯", layout="wide")
-ctx = lab_sidebar()
-page_header("object-detection")
+page = lab_page("object-detection")
+ctx = page.ctx
 
 COCO_DETECTORS = ("yolo11n", "fasterrcnn_mobilenet_v3_large_fpn")
 CONF = Param(default=0.25, lo=0.05, hi=0.95, step=0.05)
@@ -103,4 +102,4 @@ with b:
                      f"{len(sel.before_nms) - len(sel.kept)} suppressed", width="stretch")
 grouped_bars(det.nms_counts(sel), category="class", series=["before NMS", "kept"], unit="boxes")
 
-what_to_notice("object-detection")
+page.close()

@@ -3,10 +3,10 @@ YOLO11's anchor-free grid points for contrast."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import anchors as ca_cache
 from components import models as cm
-from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import weights_missing
 from components.urlstate import UrlState
 from core import anchors as ca
 from core import detection as det
@@ -14,9 +14,8 @@ from core.imageio import encode_png, fit_long_side
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Anchor boxes · CV Interview Lab", page_icon="⚓", layout="wide")
-ctx = lab_sidebar()
-page_header("anchor-boxes")
+page = lab_page("anchor-boxes")
+ctx = page.ctx
 
 MAX_OBJECTS = 50  # matching uses at most this many objects (highest scores first)
 DET_CONF, DET_IOU = 0.25, 0.7  # ultralytics' predict defaults
@@ -193,4 +192,4 @@ with y2:
                            file_name=f"{yolo_name}_grid_points.csv", mime="text/csv", key="dl.points")
     else:
         st.info(f"{yolo_name} finds nothing above confidence {DET_CONF} in this image.")
-what_to_notice("anchor-boxes")
+page.close()

@@ -4,10 +4,10 @@ next to a one-stage YOLO-seg model."""
 import numpy as np
 import streamlit as st
 
+from components.frame import lab_page
 from components import instances as ci
 from components import models as cm
-from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import weights_missing
 from components.urlstate import UrlState
 from core import maskrcnn as mr
 from core.annotate import BoxAnnotator
@@ -17,9 +17,8 @@ from core.instances import MaskAnnotator, best_match_ious, correct_detections, e
 from core.params import Param
 from models import registry
 
-st.set_page_config(page_title="Mask R-CNN · CV Interview Lab", page_icon="🎭", layout="wide")
-ctx = lab_sidebar()
-page_header("mask-r-cnn")
+page = lab_page("mask-r-cnn")
+ctx = page.ctx
 
 TOP_K = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 SCORE = Param(default=0.5, lo=0.05, hi=0.95, step=0.05)  # Mask R-CNN's usual 0.5, COCO and shapes alike
@@ -181,4 +180,4 @@ st.caption(f"Stages sum to {run.total_ms:.0f} ms of {run.wall_ms:.0f} ms for the
            f"{len(run.instances)} detections scored above {ci.SCORE_FLOOR} were kept in the cache, so "
            "moving the sliders reruns nothing.")
 
-what_to_notice("mask-r-cnn")
+page.close()

@@ -3,20 +3,19 @@
 import numpy as np
 import streamlit as st
 
+from components.frame import lab_page
 from components import instances as ci
 from components import models as cm
 from components import semantic as cs
-from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import weights_missing
 from components.urlstate import UrlState
 from core import semantic as sem
 from core.imageio import encode_png
 from core.params import Param
 from models import registry
 
-st.set_page_config(page_title="Semantic segmentation · CV Interview Lab", page_icon="🗺️", layout="wide")
-ctx = lab_sidebar()
-page_header("semantic-segmentation")
+page = lab_page("semantic-segmentation")
+ctx = page.ctx
 
 TORCHVISION = ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 SHORT = {"deeplabv3_mobilenet_v3_large": "DeepLabV3 (ASPP)", "lraspp_mobilenet_v3_large": "LR-ASPP (fast)",
@@ -206,4 +205,4 @@ def semantic_vs_instance() -> None:
 
 
 semantic_vs_instance()
-what_to_notice("semantic-segmentation")
+page.close()

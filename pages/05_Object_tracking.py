@@ -3,20 +3,19 @@ on a generated clip with exact ground truth (and an occluder) or on an uploaded 
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
 from components import tracking as ct
 from components.session import video_input
-from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, weights_missing, what_to_notice
+from components.ui import Progress, weights_missing
 from components.urlstate import UrlState
 from core import tracking as trk
 from core.jobs import JobRefused, JobTimeout
 from core.params import Param
 from core.perf import percentile
 
-st.set_page_config(page_title="Object tracking · CV Interview Lab", page_icon="🛰️", layout="wide")
-ctx = lab_sidebar()
-page_header("object-tracking")
+page = lab_page("object-tracking")
+ctx = page.ctx
 
 SOURCES = {"clip": "Generated clip (moving shapes, occluder, exact ground truth)", "upload": "Upload a video"}
 SOURCE = Param(default="clip", kind=str, choices=tuple(SOURCES))
@@ -252,4 +251,4 @@ else:
                        "occlusion: " + ", ".join(f"{d} → {f} frames" for d, f in hidden.items())
                        + f". track_buffer is {buffer} frames.")
 
-what_to_notice("object-tracking")
+page.close()

@@ -3,19 +3,17 @@ receptive fields, the first layer's filters, and one channel across many images.
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import features as cf
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core import features as fx
 from core.imageio import encode_png, fit_long_side
 from core.params import Param
 from core.safetext import literal
 
-st.set_page_config(page_title="Feature extraction · CV Interview Lab", page_icon="🧬", layout="wide")
-ctx = lab_sidebar()
-page_header("feature-extraction")
+page = lab_page("feature-extraction")
+ctx = page.ctx
 
 url = UrlState("fx")
 subject = active_subject(ctx, url)
@@ -124,4 +122,4 @@ st.caption(f"The {len(weights)} filters of {clf.first_conv}, each {weights.shape
            "R, G and B, drawn as colour images (each stretched to its own range: grey = zero-ish, a colour = "
            "the colour it responds to). Its feature maps are these filters slid over the image.")
 
-what_to_notice("feature-extraction")
+page.close()

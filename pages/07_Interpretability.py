@@ -3,10 +3,9 @@ Occlusion (captum) side by side for one class, and two checks of whether to trus
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import saliency as cs
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core import saliency as sal
 from core.imageio import encode_png
@@ -14,9 +13,8 @@ from core.jobs import JobRefused, JobTimeout
 from core.params import Param
 from core.safetext import literal
 
-st.set_page_config(page_title="Interpretability · CV Interview Lab", page_icon="🔍", layout="wide")
-ctx = lab_sidebar()
-page_header("interpretability")
+page = lab_page("interpretability")
+ctx = page.ctx
 
 url = UrlState("xai")
 subject = active_subject(ctx, url)
@@ -205,4 +203,4 @@ if run_checks:
                 c.metric(f"{m} AUC", f"{curves[m].auc:.3f}", delta=f"{curves[m].auc - baseline:+.3f} vs random",
                          delta_color="inverse")
 
-what_to_notice("interpretability")
+page.close()

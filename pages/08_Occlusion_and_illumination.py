@@ -5,21 +5,20 @@ import json
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
 from components import perturb as cp
 from components.classifier import active_subject
 from components.session import session_id
-from components.sidebar import lab_sidebar
-from components.ui import page_header, weights_missing, what_to_notice
+from components.ui import weights_missing
 from components.urlstate import UrlState
 from core import perturb as P
 from core.jobs import JobRefused, JobTimeout
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Occlusion and illumination · CV Interview Lab", page_icon="🌗", layout="wide")
-ctx = lab_sidebar()
-page_header("occlusion-illumination")
+page = lab_page("occlusion-illumination")
+ctx = page.ctx
 
 MODES = {"classifier": "Classifier (top-5)", "detector": "Detector (boxes)"}
 EQUALISERS = {"off": "Off", "histogram": "Histogram", "clahe": "CLAHE"}
@@ -331,4 +330,4 @@ else:
         st.caption("Press the button to compute the map for these window and stride settings (cached afterwards).")
 
 url.sync()
-what_to_notice("occlusion-illumination")
+page.close()

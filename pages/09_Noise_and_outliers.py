@@ -4,19 +4,17 @@ import math
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import noise as cn
 from components.classifier import active_subject
 from components.session import session_id
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core import noise as N
 from core.jobs import JobRefused, JobTimeout
 from core.params import Param
 
-st.set_page_config(page_title="Noise and outliers · CV Interview Lab", page_icon="📡", layout="wide")
-ctx = lab_sidebar()
-page_header("noise-outliers")
+page = lab_page("noise-outliers")
+ctx = page.ctx
 
 url = UrlState("noise")
 KIND = Param(default="gaussian", kind=str, choices=tuple(N.NOISE_KINDS))
@@ -193,4 +191,4 @@ if not missing:
             col.caption(f"taught **{SHAPE_CLASSES[noisy_ce.given[j]]}**, is **{SHAPE_CLASSES[noisy_ce.true[j]]}**  \n"
                         f"CE says {verdict(noisy_ce)}  \nrobust says {verdict(rb)}")
 
-what_to_notice("noise-outliers")
+page.close()

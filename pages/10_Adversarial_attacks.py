@@ -3,18 +3,17 @@ user's photo by default), input defences, and normal vs adversarial training of 
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import adversarial as ca
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, train_button, what_to_notice
+from components.ui import Progress, train_button
 from components.urlstate import UrlState
 from core import adversarial as adv  # numpy only at import; torch and OpenCV inside functions
 from core.imageio import encode_png
 from core.params import Param
 
-st.set_page_config(page_title="Adversarial attacks · CV Interview Lab", page_icon="🥷", layout="wide")
-ctx = lab_sidebar()
-page_header("adversarial-attacks")
+page = lab_page("adversarial-attacks")
+ctx = page.ctx
 
 EPS = Param(default=4, kind=int, lo=0, hi=32)
 METHOD = Param(default="fgsm", kind=str, choices=("fgsm", "pgd"))
@@ -185,4 +184,4 @@ else:
     st.caption(f"Training took {secs['normal']:.0f} s (normal) and {secs['adversarial']:.0f} s (adversarial); "
                f"{result['total_seconds']:.0f} s in all with the evaluation.")
 
-what_to_notice("adversarial-attacks")
+page.close()

@@ -3,20 +3,18 @@ expects gaps (random erasing) against one that does not."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import missing as cmm
 from components.classifier import active_subject
 from components.session import session_id
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core.jobs import JobRefused, JobTimeout
 from core.missing import (ERASING, INPAINTING, MASK_KINDS, MASK_TITLES, PLAIN, STRATEGIES, STRATEGY_TITLES,
                           ErasingSettings, MaskSpec, reference_table, show_missing)
 from core.params import Param
 
-st.set_page_config(page_title="Missing data · CV Interview Lab", page_icon="🧩", layout="wide")
-ctx = lab_sidebar()
-page_header("missing-data")
+page = lab_page("missing-data")
+ctx = page.ctx
 
 KIND = Param(default="pixels", kind=str, choices=MASK_KINDS)
 PCT = Param(default=30, kind=int, lo=0, hi=95)
@@ -190,4 +188,4 @@ else:
                f"{comparison.seconds[ERASING]:.0f} s · test-time fill: {STRATEGY_TITLES[test_fill].lower()} · "
                "chance (six shapes) is 17 %.")
 
-what_to_notice("missing-data")
+page.close()

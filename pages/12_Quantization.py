@@ -3,18 +3,17 @@ INT8 (ONNX Runtime, CPU) vs FP16/BF16 measured on this machine."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import quantization as cq
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import Progress
 from components.urlstate import UrlState
 from core import quantization as qz  # numpy only at import; torch and onnxruntime inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Quantization · CV Interview Lab", page_icon="🗜️", layout="wide")
-ctx = lab_sidebar()
-page_header("quantization")
+page = lab_page("quantization")
+ctx = page.ctx
 
 BITS = Param(default=8, kind=int, lo=2, hi=8)
 SCALE = Param(default="channel", kind=str, choices=("channel", "tensor"))
@@ -328,4 +327,4 @@ else:
     st.download_button("Download the comparison (CSV)", lambda: rows_csv(all_rows), file_name="quantization.csv",
                        mime="text/csv", key="quant.csv")
 
-what_to_notice("quantization")
+page.close()

@@ -4,19 +4,17 @@ far each latency is from the device's measured compute limit."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import acceleration as ca
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core import acceleration as acc  # torch is imported inside its functions
 from core.devices import cpu_threads
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="GPU acceleration · CV Interview Lab", page_icon="⚡", layout="wide")
-ctx = lab_sidebar()
-page_header("gpu-acceleration")
+page = lab_page("gpu-acceleration")
+ctx = page.ctx
 
 MODEL = Param(default="subject", kind=str, choices=("subject", ca.UNTRAINED))  # the page's classifier
 MODEL_SHAPES = Param(default=ca.UNTRAINED, kind=str, choices=("subject", ca.UNTRAINED))  # the tiny shapes CNN
@@ -251,4 +249,4 @@ st.caption("FLOPs of each conv/linear layer ÷ bytes it must read and write (inp
                        "(a large buffer copy): below it a layer waits for memory, above it for arithmetic."
                        if ridges else "Press *Measure* to add each device's ridge point (peak ÷ memory bandwidth)."))
 
-what_to_notice("gpu-acceleration")
+page.close()

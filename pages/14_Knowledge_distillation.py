@@ -3,18 +3,17 @@ active image, and a small student trained live with and without them."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import distill as cd
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, run_job, train_button, what_to_notice
+from components.ui import epoch_lines, run_job, train_button
 from components.urlstate import UrlState
 from core import distill as kd  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Knowledge distillation · CV Interview Lab", page_icon="⚗️", layout="wide")
-ctx = lab_sidebar()
-page_header("knowledge-distillation")
+page = lab_page("knowledge-distillation")
+ctx = page.ctx
 
 TEMP = Param(default=4.0, lo=1.0, hi=20.0, step=0.5)
 ALPHA = Param(default=0.9, lo=0.0, hi=1.0, step=0.05)
@@ -158,4 +157,4 @@ else:
                + ("" if device.startswith("cuda") else " No GPU is in use here: these are CPU timings (one thread, "
                   "so that other users' jobs on the server's cores do not distort them)."))
 
-what_to_notice("knowledge-distillation")
+page.close()

@@ -4,18 +4,17 @@ pipeline that pre-processes differently does, and what this app itself does for 
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import deploy as cd
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, what_to_notice
+from components.ui import run_job
 from components.urlstate import UrlState
 from core import deploy as dp  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Deployment · CV Interview Lab", page_icon="🚀", layout="wide")
-ctx = lab_sidebar()
-page_header("deployment")
+page = lab_page("deployment")
+ctx = page.ctx
 
 BUDGETS = (5, 10, 20, 50, 100, 200, 500, 1000)
 BUDGET = Param(default=100, kind=int, choices=BUDGETS)
@@ -172,4 +171,4 @@ st.subheader("Production checklist, and what this app itself does")
 st.markdown("\n".join(["| Concern | Why it matters | What this app does |", "|---|---|---|"]
                       + [f"| **{c.concern}** | {c.why} | {c.here} |" for c in dp.CHECKLIST]))
 
-what_to_notice("deployment")
+page.close()

@@ -6,19 +6,18 @@ import inspect
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import frameworks as cfw
 from components import models as cm
 from components.classifier import classifier
-from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, what_to_notice
+from components.ui import run_job
 from components.urlstate import UrlState
 from core import frameworks as fw  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Frameworks · CV Interview Lab", page_icon="🧰", layout="wide")
-ctx = lab_sidebar()
-page_header("frameworks")
+page = lab_page("frameworks")
+ctx = page.ctx
 
 BATCHES = (1, 2, 4, 8, 16, 32)
 BATCH = Param(default=16, kind=int, choices=BATCHES)
@@ -147,4 +146,4 @@ with st.expander("Layer by layer: each PyTorch module and its Keras line"):
                "value, so they are the same rule; the epsilon must be set (Keras's default is 1e-3). "
                "Conv kernels are (out, in, kh, kw) in PyTorch and (kh, kw, in, out) in Keras.")
 
-what_to_notice("frameworks")
+page.close()

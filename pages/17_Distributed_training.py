@@ -3,10 +3,10 @@ all-reduce times, and a model that extrapolates them to many machines."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import distributed as cd
 from components.session import session_id
-from components.sidebar import lab_sidebar
-from components.ui import Progress, grouped_bars, page_header, what_to_notice
+from components.ui import Progress, grouped_bars
 from components.urlstate import UrlState
 from core import distributed as D
 from core import resources
@@ -15,9 +15,8 @@ from core.jobs import JobRefused, JobTimeout
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Distributed training · CV Interview Lab", page_icon="🕸️", layout="wide")
-ctx = lab_sidebar()
-page_header("distributed-training")
+page = lab_page("distributed-training")
+ctx = page.ctx
 
 url = UrlState("ddp")
 WORKER_CHOICES = (1, 2, 4)
@@ -362,4 +361,4 @@ m1.metric("Ring all-reduce at 64 workers", f"{ring64['comm_ms']:.1f} ms", help="
 m2.metric("Central worker at 64", f"{central64['comm_ms']:.0f} ms")
 m3.metric("Ring efficiency at 64", f"{ring64['efficiency']:.0%}")
 
-what_to_notice("distributed-training")
+page.close()

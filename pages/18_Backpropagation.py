@@ -3,9 +3,9 @@ hand-written backward pass and checked against torch.autograd on every step."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import backprop as cb
-from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, stopped_job, what_to_notice
+from components.ui import run_job, stopped_job
 from components.urlstate import UrlState
 from core import backprop as bp  # numpy only at import; torch inside functions
 from core.classifier import shape_sample
@@ -13,9 +13,8 @@ from core.params import Param
 from core.shapes import SHAPE_CLASSES
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Backpropagation · CV Interview Lab", page_icon="🔁", layout="wide")
-ctx = lab_sidebar()
-page_header("backpropagation")
+page = lab_page("backpropagation")
+ctx = page.ctx
 
 LR = Param(default=bp.DEFAULT_LR, choices=bp.LR_CHOICES)
 OPT = Param(default=bp.DEFAULT_OPTIMIZER, kind=str, choices=bp.OPTIMIZERS)
@@ -132,4 +131,4 @@ if t.last:
 else:
     st.caption("Take a step to see how one 3×3×3 filter of conv1 moves.")
 
-what_to_notice("backpropagation")
+page.close()

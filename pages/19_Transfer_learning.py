@@ -4,20 +4,19 @@ EfficientNet-Lite0 (ImageNet) features + a new head on your own images."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
 from components import transfer as ct
 from components.classifier import SHORT, choose_model, classifier, model_caption
-from components.sidebar import lab_sidebar
-from components.ui import page_header, run_job, train_button, weights_missing, what_to_notice
+from components.ui import run_job, train_button, weights_missing
 from components.urlstate import UrlState
 from core import transfer as tl  # numpy only at import; torch inside functions
 from core.params import Param
 from core.safetext import literal
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Transfer learning · CV Interview Lab", page_icon="🎓", layout="wide")
-ctx = lab_sidebar()
-page_header("transfer-learning")
+page = lab_page("transfer-learning")
+ctx = page.ctx
 
 CROP = Param(default=0, kind=int, lo=0, hi=299)
 KMAX = Param(default=20, kind=int, choices=ct.KMAX_CHOICES)
@@ -217,4 +216,4 @@ else:
             st.caption(f"Leave-one-out over {len(y)} images: features took {res['feature_seconds']:.1f} s "
                        f"({res['feature_dim']} numbers per image), the {len(y)} heads {res['head_seconds']:.1f} s." + note)
 
-what_to_notice("transfer-learning")
+page.close()

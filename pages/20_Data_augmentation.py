@@ -4,10 +4,10 @@ trained on a few hundred crops with and without augmentation."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import augment as ca
 from components.classifier import active_subject
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, train_button, what_to_notice
+from components.ui import epoch_lines, train_button
 from components.urlstate import UrlState
 from core import augment as aug  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -16,9 +16,8 @@ from core.tables import rows_csv
 
 CURVE_ORDER = ["without augmentation", "with augmentation"]
 
-st.set_page_config(page_title="Data augmentation · CV Interview Lab", page_icon="🎲", layout="wide")
-ctx = lab_sidebar()
-page_header("data-augmentation")
+page = lab_page("data-augmentation")
+ctx = page.ctx
 
 SOURCES = ("Your photo", "Synthetic shapes scene")
 SOURCE = Param(default=SOURCES[0], kind=str, choices=SOURCES)
@@ -197,4 +196,4 @@ else:
     st.download_button("Download accuracy curves (CSV)", lambda: rows_csv(result["curve"]),
                        file_name=f"augmentation_n{n_train}_e{epochs}_s{tseed}.csv", mime="text/csv", key="aug.csv")
 
-what_to_notice("data-augmentation")
+page.close()

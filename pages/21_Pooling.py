@@ -3,17 +3,15 @@ does to pooled features, and RoI pooling vs RoIAlign on a box."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import pooling as cp
-from components.sidebar import lab_sidebar
-from components.ui import page_header, what_to_notice
 from components.urlstate import UrlState
 from core import pooling as pl  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Pooling · CV Interview Lab", page_icon="🧮", layout="wide")
-ctx = lab_sidebar()
-page_header("pooling")
+page = lab_page("pooling")
+ctx = page.ctx
 
 MODES = ("max", "avg", "global max", "global avg", "adaptive max", "adaptive avg")
 MODE = Param(default="max", kind=str, choices=MODES)
@@ -107,4 +105,4 @@ st.markdown(f"RoI quantisation at stride {stride}: box ({x1:g}, {y1:g}, {x2:g}, 
             f"samples bilinearly; the two outputs differ by {float((rp - ra).abs().mean()):.3f} on average (pixel "
             "values in 0–1).")
 
-what_to_notice("pooling")
+page.close()

@@ -4,17 +4,16 @@ minority class's decision threshold without retraining."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import imbalance as ci
-from components.sidebar import lab_sidebar
-from components.ui import grouped_bars, page_header, train_button, what_to_notice
+from components.ui import grouped_bars, train_button
 from components.urlstate import UrlState
 from core import imbalance as im  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Class imbalance · CV Interview Lab", page_icon="⚖️", layout="wide")
-ctx = lab_sidebar()
-page_header("class-imbalance")
+page = lab_page("class-imbalance")
+ctx = page.ctx
 
 CLASSES = list(im.CLASSES)
 RATIO = Param(default=10, kind=int, lo=1, hi=100)
@@ -160,4 +159,4 @@ else:
                        file_name=f"class_imbalance_r{ratio}_{minority_name}_n{n_train}_e{epochs}_s{seed}.csv",
                        mime="text/csv", key="imb.csv")
 
-what_to_notice("class-imbalance")
+page.close()

@@ -5,18 +5,17 @@ the trained vs the random encoder, and the embeddings before / after."""
 import numpy as np
 import streamlit as st
 
+from components.frame import lab_page
 from components import selfsup as cs
-from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import train_button
 from components.urlstate import UrlState
 from core import selfsup as ss  # numpy only at import; torch inside functions
 from core.imageio import encode_png
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Self-supervised learning · CV Interview Lab", page_icon="🪞", layout="wide")
-ctx = lab_sidebar()
-page_header("self-supervised-learning")
+page = lab_page("self-supervised-learning")
+ctx = page.ctx
 
 R = ss.Recipe()
 VIEW_SEED = Param(default=0, kind=int, lo=0, hi=999)
@@ -137,4 +136,4 @@ else:
                "training data: how well its two views match says how invariant the features are to the "
                "augmentations, not that the network understands the photo.")
 
-what_to_notice("self-supervised-learning")
+page.close()

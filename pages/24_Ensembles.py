@@ -3,19 +3,18 @@ accuracy vs number of members, disagreement as uncertainty, and test-time augmen
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import ensembles as ce
 from components.classifier import shape_sample
-from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import train_button
 from components.urlstate import UrlState
 from core import ensembles as E  # numpy only at import; torch inside functions
 from core.params import Param
 from core.shapes import SHAPE_CLASSES
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Ensembles · CV Interview Lab", page_icon="🎻", layout="wide")
-ctx = lab_sidebar()
-page_header("ensembles")
+page = lab_page("ensembles")
+ctx = page.ctx
 
 MEMBERS = Param(default=5, kind=int, lo=2, hi=E.MAX_MEMBERS)
 N_TRAIN = Param(default=800, kind=int, choices=ce.N_TRAIN_CHOICES)
@@ -180,4 +179,4 @@ with right:
                     f"{mark(SHAPE_CLASSES[vote])} · true class: **{sample.name}** · "
                     f"{agree} of {len(names)} members agree with the average.")
 
-what_to_notice("ensembles")
+page.close()

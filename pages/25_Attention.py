@@ -4,10 +4,10 @@ without attention, trained live."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import attention as ca
 from components.classifier import shape_or_photo
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, train_button, what_to_notice
+from components.ui import epoch_lines, train_button
 from components.urlstate import UrlState
 from core import attention as att  # numpy only at import; torch inside functions
 from core.imageio import encode_png
@@ -15,9 +15,8 @@ from core.params import Param
 from core.shapes import SHAPE_CLASSES
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Attention · CV Interview Lab", page_icon="👁️", layout="wide")
-ctx = lab_sidebar()
-page_header("attention")
+page = lab_page("attention")
+ctx = page.ctx
 
 KIND = Param(default="cbam", kind=str, choices=("se", "cbam"))
 N_TRAIN = Param(default=1000, kind=int, choices=ca.N_TRAIN_CHOICES)
@@ -128,4 +127,4 @@ else:
                 st.caption(f"Mean attention on the shape's pixels **{inside:.2f}**, on the background "
                            f"**{outside:.2f}** (map upsampled to the crop; the shape's exact mask is known).")
 
-what_to_notice("attention")
+page.close()

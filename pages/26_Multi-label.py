@@ -4,10 +4,10 @@ predictions on a synthetic scene and on the user's photo."""
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
 from components import multilabel as cml
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, train_button, what_to_notice
+from components.ui import epoch_lines, train_button
 from components.urlstate import UrlState
 from core import multilabel as ml  # numpy only at import; torch inside functions
 from core.params import Param
@@ -16,9 +16,8 @@ from core.tables import rows_csv
 
 F1_TITLE = "held-out micro-F1 (threshold 0.5)"
 
-st.set_page_config(page_title="Multi-label · CV Interview Lab", page_icon="🏷️", layout="wide")
-ctx = lab_sidebar()
-page_header("multi-label")
+page = lab_page("multi-label")
+ctx = page.ctx
 
 N_TRAIN = Param(default=800, kind=int, choices=cml.N_TRAIN_CHOICES)
 EPOCHS = Param(default=10, kind=int, lo=cml.EPOCH_RANGE[0], hi=cml.EPOCH_RANGE[1])
@@ -127,4 +126,4 @@ if result is not None:
                 st.caption(f"{ml.HEAD_TITLES[head]} (sum {p.sum():.2f}); red tick = threshold")
                 cml.probability_bars(p, thresholds, SHAPE_CLASSES, tr)
 
-what_to_notice("multi-label")
+page.close()

@@ -3,10 +3,10 @@ active image, the classic challenges on a rendered line, and the project's own s
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import models as cm
 from components import ocr as co
-from components.sidebar import lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.ui import Progress
 from components.urlstate import UrlState
 from core import ocr
 from core.imageio import encode_png
@@ -14,9 +14,8 @@ from core.params import Param
 from core.safetext import literal
 from core.tables import rows_csv
 
-st.set_page_config(page_title="OCR · CV Interview Lab", page_icon="🔤", layout="wide")
-ctx = lab_sidebar()
-page_header("ocr")
+page = lab_page("ocr")
+ctx = page.ctx
 
 C = ocr.CHALLENGES
 TEXT = Param(default=ocr.DEFAULT_TEXT, kind=str)
@@ -172,4 +171,4 @@ if use_crnn:
 else:
     st.info(f"Type text using only {literal(facts['charset'], 60)} to see the CRNN read it.", icon="🔡")
 
-what_to_notice("ocr")
+page.close()

@@ -6,9 +6,10 @@ the layer changes retrieval."""
 import numpy as np
 import streamlit as st
 
+from components.frame import lab_page
 from components import embeddings as ce
-from components.sidebar import UPLOAD_TYPES, lab_sidebar
-from components.ui import Progress, page_header, what_to_notice
+from components.sidebar import UPLOAD_TYPES
+from components.ui import Progress
 from components.urlstate import UrlState
 from core import embeddings as em  # numpy only at import; torch and sklearn inside functions
 from core.imageio import fit_long_side
@@ -16,9 +17,8 @@ from core.params import Param
 from core.safetext import literal
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Embeddings and retrieval · CV Interview Lab", page_icon="🧲", layout="wide")
-ctx = lab_sidebar()
-page_header("embeddings-retrieval")
+page = lab_page("embeddings-retrieval")
+ctx = page.ctx
 
 url = UrlState("emb")
 clf = ce.backbone(ctx)
@@ -162,4 +162,4 @@ else:
                        file_name=f"precision_at_{kk}_{clf.name}.csv", mime="text/csv")
 
 url.sync()
-what_to_notice("embeddings-retrieval")
+page.close()

@@ -4,9 +4,9 @@ budget (Dice and boundary Dice on held-out images), then run on the active image
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import unet as cu
-from components.sidebar import lab_sidebar
-from components.ui import page_header, train_button, what_to_notice
+from components.ui import train_button
 from components.urlstate import UrlState
 from core import unet  # numpy only at import; torch, scipy and cv2 inside functions
 from core.imageio import encode_png
@@ -14,9 +14,8 @@ from core.params import Param
 from core.safetext import literal
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Medical imaging and U-Net · CV Interview Lab", page_icon="🩻", layout="wide")
-ctx = lab_sidebar()
-page_header("medical-imaging-unet")
+page = lab_page("medical-imaging-unet")
+ctx = page.ctx
 
 SKIPS = Param(default=True, kind=bool)
 N_TRAIN = Param(default=200, kind=int, choices=cu.N_TRAIN_CHOICES)
@@ -146,4 +145,4 @@ else:
             "means nothing. A real medical model is trained on annotated scans of its own modality.")
 url.sync()
 
-what_to_notice("medical-imaging-unet")
+page.close()

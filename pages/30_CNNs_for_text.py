@@ -4,9 +4,9 @@ bag-of-words CNN (width-1 filters only); a typed sentence's prediction and the n
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import textcnn as ct
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, train_button, what_to_notice
+from components.ui import epoch_lines, train_button
 from components.urlstate import UrlState
 from core import textcnn as tc  # numpy only at import; torch inside functions
 from core.params import Param
@@ -14,9 +14,8 @@ from core.safetext import literal
 from core.tables import rows_csv
 from core.textdata import CLASSES
 
-st.set_page_config(page_title="CNNs for text · CV Interview Lab", page_icon="📝", layout="wide")
-ctx = lab_sidebar()
-page_header("cnns-for-text")
+page = lab_page("cnns-for-text")
+ctx = page.ctx
 
 WIDTHS = Param(default="1-2-3", kind=str, choices=tuple(tc.WIDTH_CHOICES))
 EMB = Param(default=32, kind=int, choices=ct.EMB_CHOICES)
@@ -158,4 +157,4 @@ else:
                           for f in sorted(ex["filters"], key=lambda f: -f["evidence"])],
                          hide_index=True, width="stretch")
 
-what_to_notice("cnns-for-text")
+page.close()

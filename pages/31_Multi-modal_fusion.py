@@ -5,18 +5,17 @@ import math
 
 import streamlit as st
 
+from components.frame import lab_page
 from components import fusion as cf
 from components.classifier import shape_or_photo
-from components.sidebar import lab_sidebar
-from components.ui import epoch_lines, page_header, train_button, what_to_notice
+from components.ui import epoch_lines, train_button
 from components.urlstate import UrlState
 from core import fusion as fu  # numpy only at import; torch inside functions
 from core.params import Param
 from core.tables import rows_csv
 
-st.set_page_config(page_title="Multi-modal fusion · CV Interview Lab", page_icon="🔗", layout="wide")
-ctx = lab_sidebar()
-page_header("multi-modal-fusion")
+page = lab_page("multi-modal-fusion")
+ctx = page.ctx
 
 MODELS = list(fu.MODELS)
 N_TRAIN = Param(default=1500, kind=int, choices=cf.N_TRAIN_CHOICES)
@@ -179,4 +178,4 @@ else:
     st.caption(("True label by the rule: **" + truth + "** (full-opacity bars). ") if truth else
                "No true label here (your photo, an unknown shape, or a missing modality). ")
 
-what_to_notice("multi-modal-fusion")
+page.close()

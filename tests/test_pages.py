@@ -50,6 +50,7 @@ def test_page_renders_without_exception(file, trained_models):
     assert not at.exception, [e.value for e in at.exception]
     assert page.title in at.title[0].value
     assert "Active: Astronaut" in _captions(at)  # the shared sidebar ran with the sample image
+    assert at.subheader[-1].value == "What to notice"  # the frame's closing section, last
 
 
 @pytest.mark.parametrize("file", PAGE_FILES)
@@ -59,8 +60,12 @@ def test_page_has_its_explanation_answer_and_notes(file):
     for section in SECTIONS:
         assert len(text.get(section, "")) > 200, f"content/{page.slug}.md lacks a real '{section}'"
     source = (ROOT / file).read_text()
-    body = source.split("st.set_page_config", 1)[-1]
-    assert body.index("lab_sidebar()") < body.index("page_header("), "the shared sidebar comes first"
+    # One frame (components/frame.py): the page names its topic once, and the frame draws the
+    # page config, sidebar and header; the page closes it with "What to notice".
+    assert re.findall(r"lab_page\((['\"])(.+?)\1\)", source) == [('"', page.slug)], f"{file}: lab_page(<its slug>) once"
+    assert source.count("page.close()") == 1, f"{file}: page.close() once, at the end"
+    for own_frame in ("set_page_config", "lab_sidebar(", "page_header(", "what_to_notice("):
+        assert own_frame not in source, f"{file} draws {own_frame!r} itself instead of using the frame"
 
 
 # The photo pages: every page whose topic declares the always-present ImageNet classifier.
