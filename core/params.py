@@ -22,6 +22,11 @@ class Param:
     hi: float | None = None
     choices: tuple | None = None  # for str/int choices
     step: float | None = None  # floats are snapped to this grid (like the slider)
+    # What the widget shows: declared here once, drawn by components.urlstate.UrlState
+    # (``url.slider("bits", BITS)``), so a control's label, limits, step, default and help
+    # live in one place.
+    label: str = ""
+    help: str | None = None
 
     def __post_init__(self):
         if self.kind not in (float, int, str, bool):
