@@ -28,6 +28,10 @@ KINDS = ("plain", "se", "cbam")
 KIND_TITLES = {"plain": "plain CNN", "se": "CNN + squeeze-and-excitation", "cbam": "CNN + CBAM (channel + spatial)"}
 SITES = (1, 3)  # attention after block 2 (16 x 16 maps, 16 ch at width 8) and block 4 (8 x 8, 64 ch)
 REDUCTION = 4
+# The comparison's recipe (compare()'s defaults; the page's controls start here)
+KIND = "cbam"
+N_TRAIN = 1000
+EPOCHS = 6
 
 
 def _modules():
@@ -185,7 +189,7 @@ def load_net(kind: str, state: dict, width: int = 8):
     return net.eval()
 
 
-def compare(*, kind: str = "cbam", n_train: int = 1000, n_test: int = 400, epochs: int = 6, seed: int = 0,
+def compare(*, kind: str = KIND, n_train: int = N_TRAIN, n_test: int = 400, epochs: int = EPOCHS, seed: int = 0,
             width: int = 8, batch_size: int = 16, progress: Callable | None = None, deadline=None) -> dict:
     """The plain net and the ``kind`` net, same seed, data and order. Plain, picklable result:
     {"curve": [{"epoch", "model", "test_accuracy"}], "final": {title: acc}, "seconds": {...},

@@ -63,6 +63,10 @@ CHANCE = 1.0 / NUM_CLASSES
 MODELS = ("image only", "word only", "early fusion", "intermediate fusion", "late fusion")
 SIZE = 32  # crop side in pixels
 N_TEST = 600
+# The training recipe (train() defaults; the page's controls start here)
+N_TRAIN = 1500
+EPOCHS = 8
+P_TRAIN = 0.0  # modality dropout in training
 TRAIN_SEED, TEST_SEED, MISSING_SEED, PRETRAIN_SEED = 31_000_000, 32_000_000, 33_000_000, 34_000_000
 MISSING = ("image", "word", "each independently")
 BACKGROUND = "plain"  # one flat colour behind the shape: this page is about fusion, not about finding the shape
@@ -158,7 +162,7 @@ class FusionData:
     seed: int
 
 
-def fusion_data(*, n_train: int = 1500, n_test: int = N_TEST, seed: int = 0) -> FusionData:
+def fusion_data(*, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = 0) -> FusionData:
     import torch
 
     def tensors(n, s):
@@ -396,8 +400,8 @@ def train_one(kind: str, data: FusionData, *, epochs: int, seed: int, p_train: f
     return net, history
 
 
-def train(*, n_train: int = 1500, epochs: int = 8, seed: int = 0, p_train: float = 0.0, pretrained: bool = True,
-          models: tuple[str, ...] = MODELS, progress: Callable | None = None, deadline=None,
+def train(*, n_train: int = N_TRAIN, epochs: int = EPOCHS, seed: int = 0, p_train: float = P_TRAIN,
+          pretrained: bool = True, models: tuple[str, ...] = MODELS, progress: Callable | None = None, deadline=None,
           n_test: int = N_TEST) -> dict:
     """Every model in ``models`` trained on the same pairs (same seed, batch order and dropped
     modalities), their image branches started from one pretrained shape encoder (``pretrained``) or

@@ -32,6 +32,10 @@ HEAD_TITLES = {"sigmoid": "sigmoid + BCE (multi-label)", "softmax": "softmax + C
 SIZE = 96
 N_SHAPES = (1, 4)
 TRAIN_SEED, TEST_SEED = 5_000_000, 6_000_000
+# The comparison's recipe (compare()'s defaults; the page's controls start here)
+N_TRAIN = 800
+EPOCHS = 10
+THRESHOLD = 0.5  # the curve's decision threshold, and where the page's per-class thresholds start
 
 
 # --- metrics (numpy) ----------------------------------------------------------------------------
@@ -240,7 +244,7 @@ def train(head: str, x, y, *, epochs: int = 6, seed: int = 0, width: int = 8, ba
     return model.eval(), history
 
 
-def compare(*, backbone: dict | None, n_train: int = 800, n_test: int = 300, epochs: int = 10, seed: int = 0,
+def compare(*, backbone: dict | None, n_train: int = N_TRAIN, n_test: int = 300, epochs: int = EPOCHS, seed: int = 0,
             width: int = 8, batch_size: int = 16, frozen: int = 3, lr: float = 1e-2, data=None,
             progress: Callable | None = None, deadline=None) -> dict:
     """Both heads on the same scenes, seed and order. Plain, picklable result::
@@ -277,7 +281,7 @@ def compare(*, backbone: dict | None, n_train: int = 800, n_test: int = 300, epo
 
         def evaluate(logits, _head=head):
             p = torch.sigmoid(logits) if _head == "sigmoid" else torch.softmax(logits, dim=1)
-            m = metrics(targets, decide(p.numpy(), [0.5] * len(SHAPE_CLASSES)))
+            m = metrics(targets, decide(p.numpy(), [THRESHOLD] * len(SHAPE_CLASSES)))
             return {"micro_f1": m["micro"]["f1"]}
 
         def relay(frac, text, partial=None, _title=title):

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 BLANK_MARK = "·"  # how a CTC blank column is shown
 FONTS = ("pillow", "hershey_simplex", "hershey_duplex")
 DEFAULT_TEXT = "cnns read 2024 scanned pages"
+FONT_SIZE = 32  # px: the rendered line's default font size
 INK, PAPER = 20, 245
 
 
@@ -32,7 +33,7 @@ def _pillow_font(size: int):
     return ImageFont.load_default(size=size)
 
 
-def render_line(text: str, *, size: int = 32, font: str = "pillow", pad: int | None = None,
+def render_line(text: str, *, size: int = FONT_SIZE, font: str = "pillow", pad: int | None = None,
                 ink: int = INK, paper: int = PAPER, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """``text`` drawn on one line at font height ~``size`` px; grey uint8 (H, W).
 

@@ -31,6 +31,10 @@ PAD, UNK = "<pad>", "<unk>"
 N_FILTERS = 16  # per width
 WIDTH_CHOICES = {"1-2-3": (1, 2, 3), "2-3": (2, 3), "1-2": (1, 2), "3-4-5": (3, 4, 5), "2": (2,), "1": (1,)}
 BAG_OF_WORDS = (1,)
+# The recipe (train() and compare() defaults; the page's controls start here)
+DEFAULT_WIDTHS = "1-2-3"  # a WIDTH_CHOICES key
+EMB = 32
+EPOCHS = 8
 
 _CONTRACTIONS = ((re.compile(r"\bcan't\b"), "can not"), (re.compile(r"\bwon't\b"), "will not"),
                  (re.compile(r"n't\b"), " not"))
@@ -188,8 +192,8 @@ def _partial(run: Trained, label: str) -> list[dict]:
     return [{"model": label or "text CNN", **row} for row in run.history]
 
 
-def train(data, *, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int = 8, seed: int = 0,
-          batch_size: int = 32, lr: float = 5e-3, n_filters: int = N_FILTERS,
+def train(data, *, widths: Sequence[int] = WIDTH_CHOICES[DEFAULT_WIDTHS], emb: int = EMB, epochs: int = EPOCHS,
+          seed: int = 0, batch_size: int = 32, lr: float = 5e-3, n_filters: int = N_FILTERS,
           progress: Callable | None = None, deadline=None, label: str = "",
           fraction: tuple[float, float] = (0.0, 1.0)) -> Trained:
     """Train a fresh TextCNN on ``data`` (a core.textdata.TextSet). Deterministic for ``seed``:
@@ -243,8 +247,8 @@ def train(data, *, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int
     return run
 
 
-def compare(*, widths: Sequence[int] = (1, 2, 3), emb: int = 32, epochs: int = 8, seed: int = 0,
-            data=None, progress: Callable | None = None, deadline=None) -> dict:
+def compare(*, widths: Sequence[int] = WIDTH_CHOICES[DEFAULT_WIDTHS], emb: int = EMB, epochs: int = EPOCHS,
+            seed: int = 0, data=None, progress: Callable | None = None, deadline=None) -> dict:
     """The chosen CNN and a bag-of-words CNN (width-1 filters only, the same number of filters
     in total), same data, seed, optimiser and order. Plain data back (picklable): the curves,
     the final subset accuracies, the seconds and both state dicts with their vocabulary."""

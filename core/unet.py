@@ -31,6 +31,10 @@ SIZE = 64  # training images are SIZE x SIZE
 BAND = 2  # boundary band half-width (px) of boundary_dice
 TRAIN_SEED0, TEST_SEED0 = 5_100_000, 5_200_000  # data seeds: disjoint train / held-out sets
 N_TEST = 48
+# The training recipe (train() and compare() defaults; the page's controls start here)
+N_TRAIN = 200
+EPOCHS = 5
+THRESHOLD = 0.5  # probability at or above which a pixel is "cell" (held-out scores, the page's default)
 
 
 # --- synthetic cells ------------------------------------------------------------------------------
@@ -371,7 +375,7 @@ def dice_bce_loss(logits, target):
     return bce + (1.0 - soft)
 
 
-def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = True, n_test: int = N_TEST,
+def train(*, n_train: int = N_TRAIN, epochs: int = EPOCHS, seed: int = 0, skips: bool = True, n_test: int = N_TEST,
           batch_size: int = 8, lr: float = 1e-2, width: int = 8, data=None,
           progress: Callable | None = None, deadline=None, label: str = "") -> dict:
     """Train a fresh U-Net on ``n_train`` synthetic images, held-out scores after every epoch.
@@ -421,7 +425,7 @@ def train(*, n_train: int = 200, epochs: int = 5, seed: int = 0, skips: bool = T
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)
-            pred = predict_batch(net, te_img) >= 0.5
+            pred = predict_batch(net, te_img) >= THRESHOLD
             row = {"epoch": epoch + 1, "loss": total / n, **mean_scores(pred, te_mask)}
             history.append(row)
             pace.reset()
@@ -438,7 +442,7 @@ def make_data(n_train: int, n_test: int, seed: int):
     return tr[0], tr[1], te[0], te[1]
 
 
-def compare(*, n_train: int = 200, epochs: int = 5, seed: int = 0, n_test: int = N_TEST, n_show: int = 4,
+def compare(*, n_train: int = N_TRAIN, epochs: int = EPOCHS, seed: int = 0, n_test: int = N_TEST, n_show: int = 4,
             progress: Callable | None = None, deadline=None) -> dict:
     """The same U-Net trained twice, with and without skips, on the same data, initial weights
     and batch order. Returns {"curve": rows for a chart, "final", "state", "params", "seconds",

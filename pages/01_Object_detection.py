@@ -15,16 +15,16 @@ page = lab_page("object-detection")
 ctx = page.ctx
 
 COCO_DETECTORS = ("yolo11n", "fasterrcnn_mobilenet_v3_large_fpn")
-CONF = Param(default=0.25, lo=0.05, hi=0.95, step=0.05)
-IOU = Param(default=0.7, lo=0.1, hi=1.0, step=0.05)
-SCENE = Param(default=1, kind=int, lo=0, hi=9999)
+CONF = Param(default=0.25, lo=0.05, hi=0.95, step=0.05, label="Confidence threshold",
+             help="Boxes scoring at or below this are dropped before NMS.")
+IOU = Param(default=0.7, lo=0.1, hi=1.0, step=0.05, label="NMS IoU threshold",
+            help="A box overlapping a better box of the same class by more than this is removed. 1.0 = NMS off.")
+SCENE = Param(default=1, kind=int, lo=0, hi=9999, step=1, label="Synthetic scene number")
 
 url = UrlState("det")
 left, mid, right = st.columns(3)
-conf = left.slider("Confidence threshold", 0.05, 0.95, step=0.05, key=url.key("conf", CONF),
-                   help="Boxes scoring at or below this are dropped before NMS.")
-iou = mid.slider("NMS IoU threshold", 0.1, 1.0, step=0.05, key=url.key("iou", IOU),
-                 help="A box overlapping a better box of the same class by more than this is removed. 1.0 = NMS off.")
+conf = url.slider("conf", CONF, left)
+iou = url.slider("iou", IOU, mid)
 
 # Which detectors can run here; a missing one says exactly what to fetch, in its column.
 missing = {name: err for name in COCO_DETECTORS if (err := cm.check_available(name))}
@@ -37,7 +37,7 @@ else:
             "runs on a synthetic shapes scene with a YOLO11n-architecture detector that this "
             "project trains itself on such scenes (shipped with the lab). Green dashed "
             "boxes are the scene's true objects.", icon="🧪")
-    scene_no = right.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
+    scene_no = url.number_input("scene", SCENE, right)
     cm.require_shipped("shapes-yolo")
     image, truth = cm.shapes_scene(int(scene_no))
     names = ["shapes-yolo"]

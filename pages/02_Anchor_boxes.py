@@ -19,41 +19,38 @@ ctx = page.ctx
 
 MAX_OBJECTS = 50  # matching uses at most this many objects (highest scores first)
 DET_CONF, DET_IOU = 0.25, 0.7  # ultralytics' predict defaults
-LEVELS = Param(default="fpn", kind=str, choices=tuple(ca.LEVEL_PRESETS))
-SCALES = Param(default="one", kind=str, choices=tuple(ca.SCALE_PRESETS))
-RATIOS = Param(default="frcnn", kind=str, choices=tuple(ca.RATIO_PRESETS))
-BASE = Param(default=32, kind=int, lo=8, hi=256)
-HIGH = Param(default=0.7, lo=0.05, hi=1.0, step=0.05)
-LOW = Param(default=0.3, lo=0.0, hi=0.95, step=0.05)
-LOWQ = Param(default=True, kind=bool)
-STRIDE = Param(default=16, kind=int, choices=(4, 8, 16, 32, 64, 128))
-POS_X = Param(default=50, kind=int, lo=0, hi=100)
-POS_Y = Param(default=50, kind=int, lo=0, hi=100)
-SCENE = Param(default=1, kind=int, lo=0, hi=9999)
+LEVELS = Param(default="fpn", kind=str, choices=tuple(ca.LEVEL_PRESETS), label="Feature levels (strides)",
+               help="One feature map per stride; each of its cells carries a set of anchors.")
+SCALES = Param(default="one", kind=str, choices=tuple(ca.SCALE_PRESETS), label="Sizes per level")
+RATIOS = Param(default="frcnn", kind=str, choices=tuple(ca.RATIO_PRESETS), label="Aspect ratios")
+BASE = Param(default=ca.AnchorConfig.base_size, kind=int, lo=8, hi=256, step=8, label="Base anchor size (px, first level)",
+             help="Size (√(w·h)) of the first level's anchors; every next level doubles it.")
+HIGH = Param(default=0.7, lo=0.05, hi=1.0, step=0.05, label="Positive if IoU ≥",
+             help="Matcher's high threshold (0.7 in Faster R-CNN's RPN, 0.5 in RetinaNet).")
+LOW = Param(default=0.3, lo=0.0, hi=0.95, step=0.05, label="Negative if IoU <",
+            help="Matcher's low threshold (0.3 in the RPN, 0.4 in RetinaNet). In between: ignored.")
+LOWQ = Param(default=True, kind=bool, label="Low-quality matches",
+             help="Also make each object's best anchor(s) positive, whatever their IoU "
+                  "(allow_low_quality_matches: on in the RPN and RetinaNet).")
+STRIDE = Param(default=16, kind=int, choices=(4, 8, 16, 32, 64, 128), label="Level")
+POS_X = Param(default=50, kind=int, lo=0, hi=100, label="Position x (% of width)")
+POS_Y = Param(default=50, kind=int, lo=0, hi=100, label="Position y (% of height)")
+SCENE = Param(default=1, kind=int, lo=0, hi=9999, step=1, label="Synthetic scene number")
 
 url = UrlState("anc")
 st.subheader("Lay out the anchors")
 c1, c2, c3, c4 = st.columns(4)
-levels = c1.selectbox("Feature levels (strides)", list(ca.LEVEL_PRESETS), key=url.key("levels", LEVELS),
-                      format_func=lambda k: ca.LEVEL_PRESETS[k][0],
-                      help="One feature map per stride; each of its cells carries a set of anchors.")
-base = c2.slider("Base anchor size (px, first level)", 8, 256, step=8, key=url.key("base", BASE),
-                 help="Size (√(w·h)) of the first level's anchors; every next level doubles it.")
-scales = c3.selectbox("Sizes per level", list(ca.SCALE_PRESETS), key=url.key("scales", SCALES),
-                      format_func=lambda k: ca.SCALE_PRESETS[k][0])
-ratios = c4.selectbox("Aspect ratios", list(ca.RATIO_PRESETS), key=url.key("ratios", RATIOS),
-                      format_func=lambda k: ca.RATIO_PRESETS[k][0])
+levels = url.selectbox("levels", LEVELS, c1, format_func=lambda k: ca.LEVEL_PRESETS[k][0])
+base = url.slider("base", BASE, c2)
+scales = url.selectbox("scales", SCALES, c3, format_func=lambda k: ca.SCALE_PRESETS[k][0])
+ratios = url.selectbox("ratios", RATIOS, c4, format_func=lambda k: ca.RATIO_PRESETS[k][0])
 config = ca.preset_config(levels, scales, ratios, base)
 
 st.subheader("Match them to the objects")
 m1, m2, m3, m4 = st.columns(4)
-high = m1.slider("Positive if IoU ≥", 0.05, 1.0, step=0.05, key=url.key("high", HIGH),
-                 help="Matcher's high threshold (0.7 in Faster R-CNN's RPN, 0.5 in RetinaNet).")
-low = m2.slider("Negative if IoU <", 0.0, 0.95, step=0.05, key=url.key("low", LOW),
-                help="Matcher's low threshold (0.3 in the RPN, 0.4 in RetinaNet). In between: ignored.")
-low_quality = m3.checkbox("Low-quality matches", key=url.key("lowq", LOWQ),
-                          help="Also make each object's best anchor(s) positive, whatever their IoU "
-                               "(allow_low_quality_matches: on in the RPN and RetinaNet).")
+high = url.slider("high", HIGH, m1)
+low = url.slider("low", LOW, m2)
+low_quality = url.checkbox("lowq", LOWQ, m3)
 
 missing = cm.check_available("yolo11n")
 if missing is None:
@@ -71,7 +68,7 @@ else:
             "laid over a synthetic shapes scene and matched to its true boxes (green, dashed) — exactly "
             "what happens in training — and the anchor-free part runs the YOLO11n-architecture detector "
             "this project trains itself on such scenes.", icon="🧪")
-    scene_no = m4.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
+    scene_no = url.number_input("scene", SCENE, m4)
     cm.require_shipped("shapes-yolo")
     image, truth = cm.shapes_scene(int(scene_no))
     yolo_name, source = "shapes-yolo", "truth"
@@ -94,7 +91,8 @@ overlaps = ca_cache.overlaps(key, *keys, anchors, boxes)
 matching = ca_cache.matching(key, *keys, float(high), float(low), bool(low_quality), overlaps)
 
 strides = config.strides
-stride_key, x_key, y_key = url.key("stride", STRIDE), url.key("x", POS_X), url.key("y", POS_Y)
+stride_key = url.key("stride", STRIDE)
+url.key("x", POS_X), url.key("y", POS_Y)  # bound before url.sync below; their sliders come further down
 if st.session_state[stride_key] not in strides:  # the level set changed: nearest level
     st.session_state[stride_key] = min(strides, key=lambda s: abs(s - st.session_state[stride_key]))
 url.sync()
@@ -118,9 +116,11 @@ left, right = st.columns(2)
 with left:
     st.markdown("**The anchors of one feature-map cell**")
     p1, p2, p3 = st.columns(3)
-    stride = p1.selectbox("Level", list(strides), key=stride_key, format_func=lambda s: f"stride {s}")
-    px = p2.slider("Position x (% of width)", 0, 100, key=x_key)
-    py = p3.slider("Position y (% of height)", 0, 100, key=y_key)
+    # the options are the chosen levels' strides (a subset of STRIDE.choices), so drawn here
+    stride = p1.selectbox(STRIDE.label, list(strides), key=stride_key, format_func=lambda s: f"stride {s}",
+                          help=STRIDE.help)
+    px = url.slider("x", POS_X, p2)
+    py = url.slider("y", POS_Y, p3)
     level = strides.index(stride)
     col, row = ca.locate(anchors, level, px / 100, py / 100)
     lv = anchors.levels[level]

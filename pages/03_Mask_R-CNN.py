@@ -13,7 +13,7 @@ from core import maskrcnn as mr
 from core.annotate import BoxAnnotator
 from core.detection import Detections
 from core.imageio import encode_png
-from core.instances import MaskAnnotator, best_match_ious, correct_detections, encode_label_png, label_image
+from core.instances import InstanceMasks, MaskAnnotator, best_match_ious, correct_detections, encode_label_png, label_image
 from core.params import Param
 from models import registry
 
@@ -21,10 +21,15 @@ page = lab_page("mask-r-cnn")
 ctx = page.ctx
 
 TOP_K = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-SCORE = Param(default=0.5, lo=0.05, hi=0.95, step=0.05)  # Mask R-CNN's usual 0.5, COCO and shapes alike
-MASK = Param(default=0.5, lo=0.05, hi=0.95, step=0.05)
-TOPK = Param(default=20, kind=int, choices=TOP_K)
-SCENE = Param(default=1, kind=int, lo=0, hi=9999)
+# Mask R-CNN's usual 0.5, COCO and shapes alike
+SCORE = Param(default=0.5, lo=0.05, hi=0.95, step=0.05, label="Score threshold",
+              help="Detections scoring at or below this are hidden (the network is not rerun).")
+MASK = Param(default=InstanceMasks.mask_threshold, lo=0.05, hi=0.95, step=0.05, label="Mask threshold",
+             help="A pixel belongs to an instance when its mask probability exceeds this. "
+                  "Mask R-CNN's own default is 0.5.")
+TOPK = Param(default=20, kind=int, choices=TOP_K, label="RPN proposals drawn (top-k)",
+             help="The k region proposals with the highest objectness, out of those the RPN keeps.")
+SCENE = Param(default=1, kind=int, lo=0, hi=9999, step=1, label="Synthetic scene number")
 SHOWN_LOGITS = 8  # 28x28 mask-logit maps shown
 TRUTH_COLOUR = np.array([(0, 200, 0)], np.uint8)  # true masks' outlines (offline scenes)
 
@@ -43,13 +48,9 @@ device = ctx.device.torch_device
 two_err = cm.check_available("maskrcnn_resnet50_fpn")
 url = UrlState("mrc")
 left, mid, right = st.columns(3)
-score = left.slider("Score threshold", 0.05, 0.95, step=0.05, key=url.key("score", SCORE),
-                    help="Detections scoring at or below this are hidden (the network is not rerun).")
-mask_thr = mid.slider("Mask threshold", 0.05, 0.95, step=0.05, key=url.key("mask", MASK),
-                      help="A pixel belongs to an instance when its mask probability exceeds this. "
-                           "Mask R-CNN's own default is 0.5.")
-top_k = right.select_slider("RPN proposals drawn (top-k)", TOP_K, key=url.key("topk", TOPK),
-                            help="The k region proposals with the highest objectness, out of those the RPN keeps.")
+score = url.slider("score", SCORE, left)
+mask_thr = url.slider("mask", MASK, mid)
+top_k = url.select_slider("topk", TOPK, right)
 
 truth = None
 if two_err is None:
@@ -67,7 +68,7 @@ else:
             "class, tiny backbone) that this project trains itself, next to a YOLO11n-seg-architecture "
             "model trained on the same scenes (both shipped with the lab). Green outlines are the "
             "scene's true masks." + _held_out(), icon="🧪")
-    scene_no = st.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
+    scene_no = url.number_input("scene", SCENE)
     cm.require_shipped("shapes-maskrcnn")
     cm.require_shipped("shapes-yolo-seg")
     image, _ = cm.shapes_scene(int(scene_no))

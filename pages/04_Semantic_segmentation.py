@@ -20,9 +20,12 @@ ctx = page.ctx
 TORCHVISION = ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 SHORT = {"deeplabv3_mobilenet_v3_large": "DeepLabV3 (ASPP)", "lraspp_mobilenet_v3_large": "LR-ASPP (fast)",
          "shapes-seg": "Shapes FCN (trained here)"}
-MODEL = Param(default=TORCHVISION[0], kind=str, choices=TORCHVISION)
-OPACITY = Param(default=0.55, lo=0.0, hi=1.0, step=0.05)
-SCENE = Param(default=0, kind=int, lo=0, hi=9999)  # scene 0: three circles and a triangle
+MODEL = Param(default=TORCHVISION[0], kind=str, choices=TORCHVISION, label="Model",
+              help="DeepLabV3 fuses several atrous (dilated) convolutions; LR-ASPP is its light, faster cousin.")
+OPACITY = Param(default=0.55, lo=0.0, hi=1.0, step=0.05, label="Overlay opacity",
+                help="How strongly the class colours are blended over the photo (0 = photo only).")
+# scene 0: three circles and a triangle
+SCENE = Param(default=0, kind=int, lo=0, hi=9999, step=1, label="Synthetic scene number")
 ALL = "(all classes)"
 
 url = UrlState("seg")
@@ -36,8 +39,8 @@ if available:
     key = url.key("model", MODEL)
     if st.session_state[key] not in available:  # a link may name a model this server lacks
         st.session_state[key] = available[0]
-    name = left.radio("Model", available, format_func=SHORT.get, key=key, horizontal=True,
-                      help="DeepLabV3 fuses several atrous (dilated) convolutions; LR-ASPP is its light, faster cousin.")
+    # the options are the models this server has (a subset of MODEL.choices), so drawn here
+    name = left.radio(MODEL.label, available, format_func=SHORT.get, key=key, horizontal=True, help=MODEL.help)
     image = ctx.image
     for err in missing.values():
         weights_missing(err)
@@ -48,13 +51,12 @@ else:
             "same pipeline runs on a synthetic shapes scene with a small encoder–decoder (mini ASPP, "
             "U-Net skips) that this project trains itself on such scenes (shipped with the lab). "
             "Its classes are background plus six shapes.", icon="🧪")
-    scene_no = left.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
+    scene_no = url.number_input("scene", SCENE, left)
     cm.require_shipped("shapes-seg")
     scene = cs.shapes_scene(int(scene_no))
     image, name = scene.image, "shapes-seg"
 
-opacity = mid.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=url.key("opacity", OPACITY),
-                     help="How strongly the class colours are blended over the photo (0 = photo only).")
+opacity = url.slider("opacity", OPACITY, mid)
 with st.spinner(f"Running {SHORT[name]} on the image…"):
     result = cs.segment(name, device, image.digest, image)
 rgb = cm.working_rgb(image)

@@ -18,46 +18,43 @@ page = lab_page("object-tracking")
 ctx = page.ctx
 
 SOURCES = {"clip": "Generated clip (moving shapes, occluder, exact ground truth)", "upload": "Upload a video"}
-SOURCE = Param(default="clip", kind=str, choices=tuple(SOURCES))
-TRACKER = Param(default="bytetrack", kind=str, choices=tuple(trk.TRACKERS))
-CONF = Param(default=0.25, lo=0.1, hi=0.9, step=0.05)
-BUFFER = Param(default=30, kind=int, lo=1, hi=90)
-SEED = Param(default=0, kind=int, lo=0, hi=9999)
-OCC_X = Param(default=0.5, lo=0.1, hi=0.9, step=0.05)
-OCC_W = Param(default=0.5, lo=0.0, hi=0.6, step=0.05)
-OCC_T = Param(default=trk.CLIP_FRAMES, kind=int, lo=0, hi=trk.CLIP_FRAMES)
+SOURCE = Param(default="clip", kind=str, choices=tuple(SOURCES), label="Video")
+TRACKER = Param(default="bytetrack", kind=str, choices=tuple(trk.TRACKERS), label="Tracker",
+                help="Both are Ultralytics' own trackers with their default settings (bytetrack.yaml, "
+                     "botsort.yaml); BoT-SORT runs without re-ID.")
+CONF = Param(default=0.25, lo=0.1, hi=0.9, step=0.05, label="Detection confidence (track_high_thresh)",
+             help="Detections above this are associated first and may start new tracks; those between "
+                  f"{trk.DETECTION_FLOOR} and this only extend existing tracks (ByteTrack's second stage).")
+BUFFER = Param(default=30, kind=int, lo=1, hi=90, label="track_buffer (frames)",
+               help="How many frames a track that lost its object is kept, waiting to be matched again, "
+                    "before it is deleted.")
+SEED = Param(default=0, kind=int, lo=0, hi=9999, step=1, label="Clip number (seed)")
+OCC_X = Param(default=0.5, lo=0.1, hi=0.9, step=0.05, label="Occluder position (centre, share of the width)")
+OCC_W = Param(default=0.5, lo=0.0, hi=0.6, step=0.05, label="Occluder width (share of the width; 0 = none)",
+              help="Every shape crosses the frame horizontally, so a wider bar hides it for longer.")
+OCC_T = Param(default=trk.CLIP_FRAMES, kind=int, lo=0, hi=trk.CLIP_FRAMES, step=2, label="Occluder present for (frames)",
+              help=f"Centred on the middle of the clip, when every shape is near the centre. "
+                   f"{trk.CLIP_FRAMES} = the whole clip: the shapes walk behind a pillar. Fewer: the bar "
+                   "drops in front of them and lifts again, like a passing bus.")
 SHAPES = "shapes-yolo"
 
 url = UrlState("track")
 device = ctx.device.torch_device
-source = st.radio("Video", tuple(SOURCES), format_func=SOURCES.get, horizontal=True, key=url.key("src", SOURCE))
+source = url.radio("src", SOURCE, format_func=SOURCES.get, horizontal=True)
 left, mid, right = st.columns(3)
-tracker = left.radio("Tracker", tuple(trk.TRACKERS), format_func=trk.TRACKERS.get, horizontal=True,
-                     key=url.key("tracker", TRACKER),
-                     help="Both are Ultralytics' own trackers with their default settings (bytetrack.yaml, "
-                          "botsort.yaml); BoT-SORT runs without re-ID.")
-conf = mid.slider("Detection confidence (track_high_thresh)", 0.1, 0.9, step=0.05, key=url.key("conf", CONF),
-                  help="Detections above this are associated first and may start new tracks; those between "
-                       f"{trk.DETECTION_FLOOR} and this only extend existing tracks (ByteTrack's second stage).")
-buffer = right.slider("track_buffer (frames)", 1, 90, key=url.key("buffer", BUFFER),
-                      help="How many frames a track that lost its object is kept, waiting to be matched again, "
-                           "before it is deleted.")
+tracker = url.radio("tracker", TRACKER, left, format_func=trk.TRACKERS.get, horizontal=True)
+conf = url.slider("conf", CONF, mid)
+buffer = url.slider("buffer", BUFFER, right)
 conf = round(conf, 2)
 
 run = None
 progress = Progress(st.empty())
 if source == "clip":
     a, b, c, d = st.columns(4)
-    seed = int(a.number_input("Clip number (seed)", 0, 9999, step=1, key=url.key("seed", SEED)))
-    occ_x = round(b.slider("Occluder position (centre, share of the width)", 0.1, 0.9, step=0.05,
-                           key=url.key("occx", OCC_X)), 2)
-    occ_w = round(c.slider("Occluder width (share of the width; 0 = none)", 0.0, 0.6, step=0.05,
-                           key=url.key("occw", OCC_W),
-                           help="Every shape crosses the frame horizontally, so a wider bar hides it for longer."), 2)
-    occ_t = int(d.slider("Occluder present for (frames)", 0, trk.CLIP_FRAMES, step=2, key=url.key("occt", OCC_T),
-                         help=f"Centred on the middle of the clip, when every shape is near the centre. "
-                              f"{trk.CLIP_FRAMES} = the whole clip: the shapes walk behind a pillar. Fewer: the bar "
-                              "drops in front of them and lifts again, like a passing bus."))
+    seed = int(url.number_input("seed", SEED, a))
+    occ_x = round(url.slider("occx", OCC_X, b), 2)
+    occ_w = round(url.slider("occw", OCC_W, c), 2)
+    occ_t = int(url.slider("occt", OCC_T, d))
     st.caption(f"{trk.CLIP_FRAMES} frames of {trk.CLIP_SIZE}×{trk.CLIP_SIZE} px at {trk.CLIP_FPS:g} fps, drawn like "
                "the scenes the detector was trained on. Detector: **shapes-yolo** (YOLO11 layers trained here on "
                "such scenes; a COCO detector does not know these shapes). The sidebar image is not used here.")

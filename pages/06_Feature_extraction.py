@@ -21,24 +21,24 @@ clf = subject.classifier
 device = ctx.device.torch_device
 names = list(clf.layers)
 
-LAYER = Param(default=min(2, len(names) - 1), kind=int, lo=0, hi=len(names) - 1)
-MAPS = Param(default=16, kind=int, lo=4, hi=32)
-SHARED = Param(default=True, kind=bool)
-RANK = Param(default="mean", kind=str, choices=("mean", "peak"))
+LAYER = Param(default=min(2, len(names) - 1), kind=int, lo=0, hi=len(names) - 1, label="Layer",
+              help="From the first convolution (input side) to the last block.")
+MAPS = Param(default=16, kind=int, lo=4, hi=32, step=4, label="Feature maps shown",
+             help="The channels with the highest mean activation on this image, strongest first.")
+SHARED = Param(default=True, kind=bool, label="One colour scale for all maps",
+               help="On: brightness compares across maps. Off: every map is stretched to its own range.")
 RANK_NAMES = {"mean": "mean activation", "peak": "peak activation"}
+RANK = Param(default="mean", kind=str, choices=tuple(RANK_NAMES), label="Rank channels by",
+             help="Mean: channels that fire over much of the image. Peak: channels with the single "
+                  "strongest response somewhere (what a global max pool, as in the shapes CNN, keeps).")
 
 left, mid, right = st.columns(3)
-depth = left.select_slider("Layer", options=list(range(len(names))), format_func=names.__getitem__,
-                           key=url.key("layer", LAYER),
-                           help="From the first convolution (input side) to the last block.")
-count = mid.slider("Feature maps shown", 4, 32, step=4, key=url.key("maps", MAPS),
-                   help="The channels with the highest mean activation on this image, strongest first.")
-rank = right.radio("Rank channels by", list(RANK_NAMES), format_func=RANK_NAMES.get, horizontal=True,
-                   key=url.key("rank", RANK),
-                   help="Mean: channels that fire over much of the image. Peak: channels with the single "
-                        "strongest response somewhere (what a global max pool, as in the shapes CNN, keeps).")
-shared = right.toggle("One colour scale for all maps", key=url.key("shared", SHARED),
-                      help="On: brightness compares across maps. Off: every map is stretched to its own range.")
+# a layer is an index into the classifier's layers (LAYER.lo..LAYER.hi), shown by its name
+depth = left.select_slider(LAYER.label, options=list(range(LAYER.lo, LAYER.hi + 1)), format_func=names.__getitem__,
+                           key=url.key("layer", LAYER), help=LAYER.help)
+count = url.slider("maps", MAPS, mid)
+rank = url.radio("rank", RANK, right, format_func=RANK_NAMES.get, horizontal=True)
+shared = url.toggle("shared", SHARED, right)
 url.sync()
 layer = names[depth]
 

@@ -22,10 +22,13 @@ clf = subject.classifier
 device = ctx.device.torch_device
 layers = list(clf.layers)
 
-OPACITY = Param(default=0.6, lo=0.0, hi=1.0, step=0.05)
-LAYER = Param(default=clf.cam_layer, kind=str, choices=tuple(layers))
-FILL = Param(default="blur", kind=str, choices=sal.FILLS)
-STEP = Param(default=5, kind=int, choices=(5, 10))
+OPACITY = Param(default=0.6, lo=0.0, hi=1.0, step=0.05, label="Heat-map opacity",
+                help="Only re-colours the cached maps; nothing is recomputed.")
+LAYER = Param(default=clf.cam_layer, kind=str, choices=tuple(layers), label="Grad-CAM layer",
+              help="Deeper layers: coarser maps, more about the class. Earlier layers: finer, "
+                   "more about edges and textures.")
+FILL = Param(default="blur", kind=str, choices=sal.FILLS, label="Deleted pixels become")
+STEP = Param(default=5, kind=int, choices=(5, 10), label="Delete in steps of")
 ABOUT = {
     "Grad-CAM": "class-weighted sum of the chosen layer's maps (1 backward pass)",
     "Guided Grad-CAM": "Grad-CAM × guided backprop: pixel detail inside Grad-CAM's region",
@@ -36,16 +39,13 @@ ABOUT = {
 
 # The first slider on the page is the cheap one: opacity only re-blends cached maps.
 left, mid, right = st.columns(3)
-opacity = left.slider("Heat-map opacity", 0.0, 1.0, step=0.05, key=url.key("opacity", OPACITY),
-                      help="Only re-colours the cached maps; nothing is recomputed.")
+opacity = url.slider("opacity", OPACITY, left)
 probs = cs.probabilities(clf.name, device, subject.digest, clf, subject.image)
 top5 = clf.top(probs, 5)
 target = mid.selectbox("Explain the class", [p.index for p in top5], key=f"xai.target.{subject.digest}",
                        format_func=lambda i: f"{clf.categories[i]} ({probs[i]:.1%})",
                        help="The network's five most probable classes for this image; the first is its answer.")
-layer = right.selectbox("Grad-CAM layer", layers, key=url.key("layer", LAYER),
-                        help="Deeper layers: coarser maps, more about the class. Earlier layers: finer, "
-                             "more about edges and textures.")
+layer = url.selectbox("layer", LAYER, right)
 url.sync()
 name = clf.categories[target]
 st.caption(f"{literal(clf.title)} on {literal(subject.title)} · explaining **{literal(name)}** "
@@ -165,10 +165,9 @@ if run_checks:
                             width="stretch")
     with del_tab:
         a, b = st.columns(2)
-        fill = a.radio("Deleted pixels become", sal.FILLS, horizontal=True, key=url.key("fill", FILL),
-                       format_func={"blur": "a blurred copy", "mean": "the mean colour"}.get)
-        step = b.radio("Delete in steps of", (5, 10), horizontal=True, key=url.key("step", STEP),
-                       format_func=lambda k: f"{k} % of the pixels")
+        fill = url.radio("fill", FILL, a, horizontal=True,
+                         format_func={"blur": "a blurred copy", "mean": "the mean colour"}.get)
+        step = url.radio("step", STEP, b, horizontal=True, format_func=lambda k: f"{k} % of the pixels")
         url.sync()
         slot = st.empty()
         layer_maps = {m: maps[m] for m in sal.METHODS}

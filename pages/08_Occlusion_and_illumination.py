@@ -23,29 +23,37 @@ ctx = page.ctx
 MODES = {"classifier": "Classifier (top-5)", "detector": "Detector (boxes)"}
 EQUALISERS = {"off": "Off", "histogram": "Histogram", "clahe": "CLAHE"}
 COCO_DETECTOR = "yolo11n"
-MODE = Param(default="classifier", kind=str, choices=tuple(MODES))
-OX = Param(default=0.5, lo=0.0, hi=1.0, step=0.01)
-OY = Param(default=0.45, lo=0.0, hi=1.0, step=0.01)
-OSIZE = Param(default=0.3, lo=0.0, hi=0.9, step=0.01)
-FILL = Param(default="black", kind=str, choices=P.FILLS)
-BRIGHT = Param(default=1.0, lo=0.05, hi=4.0, step=0.05)
-CONTRAST = Param(default=1.0, lo=0.05, hi=3.0, step=0.05)
-GAMMA = Param(default=1.0, lo=0.25, hi=4.0, step=0.05)
-CAST = Param(default=0.0, lo=-1.0, hi=1.0, step=0.05)
-SHADOW = Param(default=0.0, lo=0.0, hi=0.95, step=0.05)
-SIDE = Param(default="right", kind=str, choices=P.SHADOW_SIDES)
-EQ = Param(default="off", kind=str, choices=tuple(EQUALISERS))
-GW = Param(default=False, kind=bool)
-TTA = Param(default=False, kind=bool)
-WIN = Param(default=25, kind=int, lo=5, hi=50)
-STRIDE = Param(default=12, kind=int, lo=3, hi=25)
-CONF = Param(default=0.25, lo=0.05, hi=0.95, step=0.05)
-SCENE = Param(default=1, kind=int, lo=0, hi=9999)
+MODE = Param(default="classifier", kind=str, choices=tuple(MODES), label="Model",
+             help="A classifier answers 'what is in the image' (Q15, Q33); a detector answers "
+                  "'what and where' for every object (Q19).")
+OX = Param(default=0.5, lo=0.0, hi=1.0, step=0.01, label="Occluder x (fraction of the width)")
+OY = Param(default=0.45, lo=0.0, hi=1.0, step=0.01, label="Occluder y (fraction of the height)")
+OSIZE = Param(default=0.3, lo=0.0, hi=0.9, step=0.01, label="Occluder size (fraction of the short side)",
+              help="0 removes the occluder.")
+FILL = Param(default=P.Occluder.fill, kind=str, choices=P.FILLS, label="Fill",
+             help="Black: the object is cut away. Noise: random texture (a distractor). "
+                  "Blur: the object is still there but its edges and texture are gone.")
+# the lighting starts unchanged: core.perturb.Lighting's defaults
+BRIGHT = Param(default=P.Lighting.brightness, lo=0.05, hi=4.0, step=0.05, label="Brightness (exposure ×)")
+CONTRAST = Param(default=P.Lighting.contrast, lo=0.05, hi=3.0, step=0.05, label="Contrast ×")
+GAMMA = Param(default=P.Lighting.gamma, lo=0.25, hi=4.0, step=0.05, label="Gamma (> 1 darkens mid-tones)")
+CAST = Param(default=P.Lighting.cast, lo=-1.0, hi=1.0, step=0.05, label="Colour cast (−1 blue … +1 warm)")
+SHADOW = Param(default=P.Lighting.shadow, lo=0.0, hi=0.95, step=0.05, label="Shadow gradient depth")
+SIDE = Param(default=P.Lighting.shadow_side, kind=str, choices=P.SHADOW_SIDES, label="Shadow darkest at")
+EQ = Param(default="off", kind=str, choices=tuple(EQUALISERS), label="Equalise lightness (L channel)",
+           help="Histogram equalisation of L in CIE L*a*b*: global, or CLAHE (per tile, contrast-limited).")
+GW = Param(default=False, kind=bool, label="Gray-world white balance",
+           help="Scale each colour channel so its mean equals the mean grey: removes a global colour cast.")
+TTA = Param(default=False, kind=bool, label="Test-time augmentation",
+            help="Average the class probabilities over the image, its mirror and four small shifts "
+                 "(one batch of 6). Classifier mode only: detectors would need their boxes merged.")
+WIN = Param(default=25, kind=int, lo=5, hi=50, label="Window (% of the side)")
+STRIDE = Param(default=12, kind=int, lo=3, hi=25, label="Stride (% of the side)")
+CONF = Param(default=0.25, lo=0.05, hi=0.95, step=0.05, label="Show boxes scoring above")
+SCENE = Param(default=1, kind=int, lo=0, hi=9999, step=1, label="Synthetic scene number")
 
 url = UrlState("occ")
-mode = st.radio("Model", list(MODES), format_func=MODES.get, horizontal=True, key=url.key("mode", MODE),
-                help="A classifier answers 'what is in the image' (Q15, Q33); a detector answers "
-                     "'what and where' for every object (Q19).")
+mode = url.radio("mode", MODE, format_func=MODES.get, horizontal=True)
 device = ctx.device.torch_device
 
 # --- the subject: a classifier on an image, or a detector on an image -----------------------
@@ -63,7 +71,7 @@ else:
         st.info("**Offline demonstration.** The COCO YOLO11n weights are not on this server, so this "
                 "page runs the YOLO11n-architecture detector this project trains itself, on a synthetic "
                 "shapes scene whose true boxes are known (green dashed).", icon="🧪")
-        scene_no = st.number_input("Synthetic scene number", 0, 9999, step=1, key=url.key("scene", SCENE))
+        scene_no = url.number_input("scene", SCENE)
         cm.require_shipped("shapes-yolo")
         lab_image, truth = cm.shapes_scene(int(scene_no))
         det_name = "shapes-yolo"
@@ -74,33 +82,25 @@ st.subheader("Perturb the image")
 occ_col, light_col = st.columns(2)
 with occ_col:
     st.markdown("**Occluder** (a square patch)")
-    ox = st.slider("Occluder x (fraction of the width)", 0.0, 1.0, step=0.01, key=url.key("ox", OX))
-    oy = st.slider("Occluder y (fraction of the height)", 0.0, 1.0, step=0.01, key=url.key("oy", OY))
-    osize = st.slider("Occluder size (fraction of the short side)", 0.0, 0.9, step=0.01, key=url.key("size", OSIZE),
-                      help="0 removes the occluder.")
-    fill = st.radio("Fill", P.FILLS, horizontal=True, key=url.key("fill", FILL),
-                    help="Black: the object is cut away. Noise: random texture (a distractor). "
-                         "Blur: the object is still there but its edges and texture are gone.")
+    ox = url.slider("ox", OX)
+    oy = url.slider("oy", OY)
+    osize = url.slider("size", OSIZE)
+    fill = url.radio("fill", FILL, horizontal=True)
 with light_col:
     st.markdown("**Lighting**")
     a, b = st.columns(2)
-    bright = a.slider("Brightness (exposure ×)", 0.05, 4.0, step=0.05, key=url.key("bright", BRIGHT))
-    contrast = b.slider("Contrast ×", 0.05, 3.0, step=0.05, key=url.key("contrast", CONTRAST))
-    gam = a.slider("Gamma (> 1 darkens mid-tones)", 0.25, 4.0, step=0.05, key=url.key("gamma", GAMMA))
-    cast = b.slider("Colour cast (−1 blue … +1 warm)", -1.0, 1.0, step=0.05, key=url.key("cast", CAST))
-    shadow = a.slider("Shadow gradient depth", 0.0, 0.95, step=0.05, key=url.key("shadow", SHADOW))
-    side = b.selectbox("Shadow darkest at", P.SHADOW_SIDES, key=url.key("side", SIDE))
+    bright = url.slider("bright", BRIGHT, a)
+    contrast = url.slider("contrast", CONTRAST, b)
+    gam = url.slider("gamma", GAMMA, a)
+    cast = url.slider("cast", CAST, b)
+    shadow = url.slider("shadow", SHADOW, a)
+    side = url.selectbox("side", SIDE, b)
 
 st.markdown("**Remedies** applied to the perturbed image")
 r1, r2, r3 = st.columns(3)
-eq = r1.radio("Equalise lightness (L channel)", list(EQUALISERS), format_func=EQUALISERS.get, horizontal=True,
-              key=url.key("eq", EQ), help="Histogram equalisation of L in CIE L*a*b*: global, or CLAHE (per tile, "
-                                          "contrast-limited).")
-gw = r2.toggle("Gray-world white balance", key=url.key("gw", GW),
-               help="Scale each colour channel so its mean equals the mean grey: removes a global colour cast.")
-tta = r3.toggle("Test-time augmentation", key=url.key("tta", TTA), disabled=mode != "classifier",
-                help="Average the class probabilities over the image, its mirror and four small shifts "
-                     "(one batch of 6). Classifier mode only: detectors would need their boxes merged.")
+eq = url.radio("eq", EQ, r1, format_func=EQUALISERS.get, horizontal=True)
+gw = url.toggle("gw", GW, r2)
+tta = url.toggle("tta", TTA, r3, disabled=mode != "classifier")
 tta = tta and mode == "classifier"
 
 occ = P.Occluder(ox, oy, osize, fill)
@@ -184,7 +184,7 @@ else:
     from core import detection as det
     from core.annotate import BoxAnnotator
 
-    conf = st.slider("Show boxes scoring above", 0.05, 0.95, step=0.05, key=url.key("conf", CONF))
+    conf = url.slider("conf", CONF)
     with st.spinner(f"Running {det_name}…"):
         c_orig = cm.detect(det_name, device, digest, lab_image)
         c_seen = cp.detect_rgb(det_name, device, digest, key, seen)
@@ -295,8 +295,8 @@ if mode != "classifier":
     st.caption("This map is computed for the classifier: switch the model above to *Classifier*.")
 else:
     w_col, s_col, b_col = st.columns(3)
-    win = w_col.slider("Window (% of the side)", 5, 50, key=url.key("win", WIN))
-    stride = s_col.slider("Stride (% of the side)", 3, 25, key=url.key("stride", STRIDE))
+    win = url.slider("win", WIN, w_col)
+    stride = url.slider("stride", STRIDE, s_col)
     side_px = clf.input_size or min(rgb.shape[:2])
     n_eval = P.occlusion_windows(side_px, *P.occlusion_geometry(side_px, win / 100, stride / 100))
     map_key = (model_name, digest, target.index, win, stride)

@@ -17,11 +17,21 @@ page = lab_page("noise-outliers")
 ctx = page.ctx
 
 url = UrlState("noise")
-KIND = Param(default="gaussian", kind=str, choices=tuple(N.NOISE_KINDS))
-SEED = Param(default=0, kind=int, lo=0, hi=9999)
-LABEL_NOISE = Param(default=N.LABEL_NOISE_DEFAULT, kind=int, lo=0, hi=80)
-ROBUST = Param(default="sce", kind=str, choices=tuple(k for k in N.LABEL_LOSSES if k != "ce"))
-TRAIN_SEED = Param(default=0, kind=int, lo=0, hi=99)
+KIND = Param(default="gaussian", kind=str, choices=tuple(N.NOISE_KINDS), label="Corruption")
+STRENGTH_HELP = "JPEG: lower quality is stronger. Everything is recomputed from the clean image."
+SEED = Param(default=0, kind=int, lo=0, hi=9999, step=1, label="Noise seed",
+             help="The same seed gives exactly the same noise, so a rerun is stable.")
+LABEL_NOISE = Param(default=N.LABEL_NOISE_DEFAULT, kind=int, lo=0, hi=80, step=10,
+                    label="Training labels flipped to a wrong class (%)")
+ROBUST = Param(default="sce", kind=str, choices=tuple(k for k in N.LABEL_LOSSES if k != "ce"), label="Robust loss")
+TRAIN_SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Training seed")
+
+
+def strength_param(kind: str) -> Param:
+    """The strength slider of one corruption, declared from its NoiseKind (limits, step, default, unit)."""
+    spec = N.NOISE_KINDS[kind]
+    return Param(default=spec.default, lo=spec.lo, hi=spec.hi, step=spec.step, label=f"Strength: {spec.unit}",
+                 help=STRENGTH_HELP)
 
 
 def _bars(rows: list[dict], *, field: str, title: str, fmt: str, domain=None) -> dict:
@@ -39,14 +49,10 @@ st.header("1 · Noisy pixels and denoisers")
 subject = active_subject(ctx, url)
 clf = subject.classifier
 left, mid, right = st.columns([1.2, 2, 1])
-kind = left.selectbox("Corruption", list(N.NOISE_KINDS), format_func=lambda k: N.NOISE_KINDS[k].title,
-                      key=url.key("kind", KIND))
+kind = url.selectbox("kind", KIND, left, format_func=lambda k: N.NOISE_KINDS[k].title)
 spec = N.NOISE_KINDS[kind]
-strength_param = Param(default=spec.default, lo=spec.lo, hi=spec.hi, step=spec.step)
-strength = mid.slider(f"Strength: {spec.unit}", spec.lo, spec.hi, step=spec.step, key=url.key(kind, strength_param),
-                      help="JPEG: lower quality is stronger. Everything is recomputed from the clean image.")
-seed = int(right.number_input("Noise seed", 0, 9999, step=1, key=url.key("seed", SEED),
-                              help="The same seed gives exactly the same noise, so a rerun is stable."))
+strength = url.slider(kind, strength_param(kind), mid)
+seed = int(url.number_input("seed", SEED, right))
 
 truth_index = subject.truth.label if subject.truth is not None else None
 with st.spinner("Adding noise, denoising and classifying the five versions…"):
@@ -119,10 +125,9 @@ st.markdown(
     f"differ. A small set trained for many epochs is the regime in which a network learns its wrong labels by "
     f"heart. Accuracy is always measured on {N.LABEL_TEST} **clean** held-out crops.")
 a, b, c = st.columns([2, 2, 1])
-pct = a.slider("Training labels flipped to a wrong class (%)", 0, 80, step=10, key=url.key("flip", LABEL_NOISE))
-robust = b.selectbox("Robust loss", list(ROBUST.choices), format_func=lambda k: N.LABEL_LOSSES[k],
-                     key=url.key("loss", ROBUST))
-train_seed = int(c.number_input("Training seed", 0, 99, step=1, key=url.key("tseed", TRAIN_SEED)))
+pct = url.slider("flip", LABEL_NOISE, a)
+robust = url.selectbox("loss", ROBUST, b, format_func=lambda k: N.LABEL_LOSSES[k])
+train_seed = int(url.number_input("tseed", TRAIN_SEED, c))
 url.sync()
 
 settings = [(0, "ce"), (pct, "ce"), (pct, robust)]

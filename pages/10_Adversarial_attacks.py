@@ -15,11 +15,17 @@ from core.params import Param
 page = lab_page("adversarial-attacks")
 ctx = page.ctx
 
-EPS = Param(default=4, kind=int, lo=0, hi=32)
-METHOD = Param(default="fgsm", kind=str, choices=("fgsm", "pgd"))
-STEPS = Param(default=10, kind=int, lo=1, hi=ca.MAX_STEPS)
-GOAL = Param(default="untargeted", kind=str, choices=("untargeted", "targeted"))
 METHOD_NAMES = {"fgsm": "FGSM (one step)", "pgd": "PGD (iterated)"}
+EPS = Param(default=4, kind=int, lo=0, hi=32, step=1, label="ε: largest change per pixel, in grey levels (of 255)",
+            help="The L∞ budget: no pixel value may move by more than ε/255. "
+                 "8/255 is the usual benchmark budget; 1–2 is invisible.")
+METHOD = Param(default="fgsm", kind=str, choices=tuple(METHOD_NAMES), label="Method",
+               help="FGSM takes one step of size ε along the sign of the gradient; PGD takes many smaller "
+                    "steps, projecting back into the ε-box after each.")
+STEPS = Param(default=10, kind=int, lo=1, hi=ca.MAX_STEPS, step=1, label="PGD steps",
+              help=f"Each step is one forward and backward pass (capped at {ca.MAX_STEPS}); step size 2.5·ε/steps.")
+GOAL = Param(default="untargeted", kind=str, choices=("untargeted", "targeted"), label="Goal",
+             help="Untargeted: make the current answer lose. Targeted: make a chosen class win.")
 
 url = UrlState("adv")
 subject = active_subject(ctx, url)
@@ -28,19 +34,10 @@ device = ctx.device.torch_device
 
 st.subheader("Attack")
 c_eps, c_method, c_steps, c_goal = st.columns([3, 2, 3, 2])
-eps255 = int(c_eps.slider("ε: largest change per pixel, in grey levels (of 255)", 0, 32, step=1,
-                          key=url.key("eps", EPS),
-                          help="The L∞ budget: no pixel value may move by more than ε/255. "
-                               "8/255 is the usual benchmark budget; 1–2 is invisible."))
-method = c_method.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, key=url.key("method", METHOD),
-                        help="FGSM takes one step of size ε along the sign of the gradient; PGD takes many smaller "
-                             "steps, projecting back into the ε-box after each.")
-steps = int(c_steps.slider("PGD steps", 1, ca.MAX_STEPS, step=1, key=url.key("steps", STEPS),
-                           disabled=method != "pgd",
-                           help=f"Each step is one forward and backward pass (capped at {ca.MAX_STEPS}); "
-                                "step size 2.5·ε/steps."))
-goal = c_goal.radio("Goal", ["untargeted", "targeted"], key=url.key("goal", GOAL),
-                    help="Untargeted: make the current answer lose. Targeted: make a chosen class win.")
+eps255 = int(url.slider("eps", EPS, c_eps))
+method = url.radio("method", METHOD, c_method, format_func=METHOD_NAMES.get)
+steps = int(url.slider("steps", STEPS, c_steps, disabled=method != "pgd"))
+goal = url.radio("goal", GOAL, c_goal)
 
 probs0 = ca.clean_probs(clf.name, device, subject.digest, clf, subject.image)
 pred0 = clf.top(probs0, 1)[0]

@@ -1,6 +1,8 @@
 """Missing data (Q49): remove pixels, fill them back four ways, and train a model that
 expects gaps (random erasing) against one that does not."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components.frame import lab_page
@@ -16,16 +18,28 @@ from core.params import Param
 page = lab_page("missing-data")
 ctx = page.ctx
 
-KIND = Param(default="pixels", kind=str, choices=MASK_KINDS)
-PCT = Param(default=30, kind=int, lo=0, hi=95)
-BLOCKS = Param(default=6, kind=int, lo=1, hi=40)
-BLOCK_SIZE = Param(default=15, kind=int, lo=5, hi=50)
-STRIPE = Param(default=4, kind=int, lo=1, hi=16)
-SEED = Param(default=0, kind=int, lo=0, hi=9999)
-RADIUS = Param(default=3, kind=int, lo=1, hi=8)
-ERASE_P = Param(default=0.5, lo=0.1, hi=1.0, step=0.1)
-ERASE_AREA = Param(default=0.2, lo=0.05, hi=0.5, step=0.05)
-TEST_FILL = Param(default="zeros", kind=str, choices=("zeros", "mean", "telea"))
+MASK, ERASE = MaskSpec(), ErasingSettings()  # the recipes' defaults are the controls' defaults
+KIND = Param(default=MASK.kind, kind=str, choices=MASK_KINDS, label="What goes missing",
+             help="Random pixels: dead sensor pixels or a lossy channel. Blocks: occluders, "
+                  "dropped packets of a tiled codec. Stripes: lost scan lines of a rolling sensor.")
+PCT = Param(default=round(MASK.fraction * 100), kind=int, lo=0, hi=95, step=5, label="Pixels removed (%)")
+PCT_LABELS = {"pixels": PCT.label, "stripes": "Scan lines removed (%)"}  # the same control, named per mask kind
+BLOCKS = Param(default=MASK.blocks, kind=int, lo=1, hi=40, label="Number of blocks")
+BLOCK_SIZE = Param(default=round(MASK.block_size * 100), kind=int, lo=5, hi=50, step=5,
+                   label="Block size (% of the long side)")
+STRIPE = Param(default=MASK.stripe_height, kind=int, lo=1, hi=16, label="Stripe height (px)")
+SEED = Param(default=MASK.seed, kind=int, lo=0, hi=9999, step=1, label="Mask seed",
+             help="The same seed always removes the same pixels.")
+RADIUS = Param(default=3, kind=int, lo=1, hi=8, label="Inpainting radius (px)",
+               help="How far around each missing pixel cv2.inpaint looks for known pixels "
+                    "(its time grows with the square of the radius).")
+ERASE_P = Param(default=ERASE.erase_p, lo=0.1, hi=1.0, step=0.1, label="Erasing probability",
+                help="Chance that a training image gets one erased rectangle.")
+ERASE_AREA = Param(default=ERASE.erase_max_area, lo=0.05, hi=0.5, step=0.05, label="Largest erased area",
+                   help="Upper end of RandomErasing's scale: the rectangle covers 2 % up to this share of the crop.")
+TEST_FILL = Param(default="zeros", kind=str, choices=("zeros", "mean", "telea"), label="Fill at test time",
+                  help="What replaces the missing test pixels before the models see them.")
+TRAIN_SEED = Param(default=ERASE.seed, kind=int, lo=0, hi=99, step=1, label="Training seed")
 
 url = UrlState("miss")
 subject = active_subject(ctx, url)
@@ -33,24 +47,18 @@ clf = subject.classifier
 
 st.subheader("Remove pixels, then fill them back")
 left, mid, right = st.columns(3)
-kind = left.radio("What goes missing", MASK_KINDS, format_func=MASK_TITLES.get, key=url.key("kind", KIND),
-                  help="Random pixels: dead sensor pixels or a lossy channel. Blocks: occluders, "
-                       "dropped packets of a tiled codec. Stripes: lost scan lines of a rolling sensor.")
+kind = url.radio("kind", KIND, left, format_func=MASK_TITLES.get)
 if kind == "blocks":
-    blocks = mid.slider("Number of blocks", 1, 40, key=url.key("blocks", BLOCKS))
-    size = mid.slider("Block size (% of the long side)", 5, 50, step=5, key=url.key("size", BLOCK_SIZE))
+    blocks = url.slider("blocks", BLOCKS, mid)
+    size = url.slider("size", BLOCK_SIZE, mid)
     spec_args = dict(blocks=int(blocks), block_size=size / 100)
 else:
-    label = "Pixels removed (%)" if kind == "pixels" else "Scan lines removed (%)"
-    pct = mid.slider(label, 0, 95, step=5, key=url.key("pct", PCT))
+    pct = url.slider("pct", replace(PCT, label=PCT_LABELS[kind]), mid)
     spec_args = dict(fraction=pct / 100)
     if kind == "stripes":
-        spec_args["stripe_height"] = int(mid.slider("Stripe height (px)", 1, 16, key=url.key("stripe", STRIPE)))
-seed = right.number_input("Mask seed", 0, 9999, step=1, key=url.key("seed", SEED),
-                          help="The same seed always removes the same pixels.")
-radius = int(right.slider("Inpainting radius (px)", 1, 8, key=url.key("radius", RADIUS),
-                          help="How far around each missing pixel cv2.inpaint looks for known pixels "
-                               "(its time grows with the square of the radius)."))
+        spec_args["stripe_height"] = int(url.slider("stripe", STRIPE, mid))
+seed = url.number_input("seed", SEED, right)
+radius = int(url.slider("radius", RADIUS, right))
 spec = MaskSpec(kind=kind, seed=int(seed), **spec_args)
 
 rgb = cmm.working(subject.digest, subject.image)
@@ -139,15 +147,10 @@ st.markdown(
     "largest area below). Both are then tested on held-out crops with a growing share of their pixels "
     "removed. Training takes about half a minute per model on one CPU core.")
 c1, c2, c3, c4 = st.columns(4)
-erase_p = c1.slider("Erasing probability", 0.1, 1.0, step=0.1, key=url.key("erase_p", ERASE_P),
-                    help="Chance that a training image gets one erased rectangle.")
-erase_area = c2.slider("Largest erased area", 0.05, 0.5, step=0.05, key=url.key("erase_area", ERASE_AREA),
-                       help="Upper end of RandomErasing's scale: the rectangle covers 2 % up to this share of the crop.")
-test_fill = c3.radio("Fill at test time", ("zeros", "mean", "telea"), format_func=STRATEGY_TITLES.get,
-                     key=url.key("test_fill", TEST_FILL),
-                     help="What replaces the missing test pixels before the models see them.")
-train_seed = c4.number_input("Training seed", 0, 99, step=1, key=url.key("train_seed", Param(default=0, kind=int,
-                                                                                           lo=0, hi=99)))
+erase_p = url.slider("erase_p", ERASE_P, c1)
+erase_area = url.slider("erase_area", ERASE_AREA, c2)
+test_fill = url.radio("test_fill", TEST_FILL, c3, format_func=STRATEGY_TITLES.get)
+train_seed = url.number_input("train_seed", TRAIN_SEED, c4)
 url.sync()
 settings = ErasingSettings(seed=int(train_seed), erase_p=round(float(erase_p), 2),
                            erase_max_area=round(float(erase_area), 2), n_train=cmm.TRAIN_SIZE,

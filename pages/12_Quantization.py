@@ -15,9 +15,13 @@ from core.tables import rows_csv
 page = lab_page("quantization")
 ctx = page.ctx
 
-BITS = Param(default=8, kind=int, lo=2, hi=8)
-SCALE = Param(default="channel", kind=str, choices=("channel", "tensor"))
 SCALES = {"channel": "per output channel", "tensor": "per tensor (one for the layer)"}
+BITS = Param(default=8, kind=int, lo=2, hi=8, step=1, label="Weight bits",
+             help="Symmetric quantisation: each weight becomes an integer q in ±(2^(bits-1) − 1) "
+                  "times one scale s = max|w| / (2^(bits-1) − 1). 8 bits = INT8.")
+SCALE = Param(default="channel", kind=str, choices=tuple(SCALES), label="One scale",
+              help="Per channel: every output channel (filter) gets its own step, as ONNX Runtime's "
+                   "INT8 weights below do. Per tensor: one step for the whole layer.")
 WHOLE = -1
 
 url = UrlState("quant")
@@ -29,12 +33,8 @@ shapes = subject.offline  # the shapes CNN on a synthetic shape (labels known)
 # --- 1. the grid ----------------------------------------------------------------------------
 st.subheader("Weights on an integer grid")
 c_bits, c_scale, c_layer, c_channel = st.columns([3, 2, 2, 3])
-bits = int(c_bits.slider("Weight bits", 2, 8, step=1, key=url.key("bits", BITS),
-                         help="Symmetric quantisation: each weight becomes an integer q in ±(2^(bits-1) − 1) "
-                              "times one scale s = max|w| / (2^(bits-1) − 1). 8 bits = INT8."))
-scale_mode = c_scale.radio("One scale", list(SCALES), format_func=SCALES.get, key=url.key("scale", SCALE),
-                           help="Per channel: every output channel (filter) gets its own step, as ONNX Runtime's "
-                                "INT8 weights below do. Per tensor: one step for the whole layer.")
+bits = int(url.slider("bits", BITS, c_bits))
+scale_mode = url.radio("scale", SCALE, c_scale, format_func=SCALES.get)
 per_channel = scale_mode == "channel"
 layer_names = list(qz.quantizable_layers(clf.model))
 default_layer = next((name for name in ("layer3.0.conv1", "blocks.6.0.conv_dw") if name in layer_names),

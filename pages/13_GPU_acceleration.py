@@ -2,6 +2,8 @@
 sizes and precisions, the host->device copy on its own, memory, CPU thread scaling, and how
 far each latency is from the device's measured compute limit."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components.frame import lab_page
@@ -16,10 +18,16 @@ from core.tables import rows_csv
 page = lab_page("gpu-acceleration")
 ctx = page.ctx
 
-MODEL = Param(default="subject", kind=str, choices=("subject", ca.UNTRAINED))  # the page's classifier
-MODEL_SHAPES = Param(default=ca.UNTRAINED, kind=str, choices=("subject", ca.UNTRAINED))  # the tiny shapes CNN
-REPEATS = Param(default=5, kind=int, lo=3, hi=30)
-CAP = Param(default=90, kind=int, lo=10, hi=240)
+# the page's classifier first; the help starts with a line on why to compare (it depends on the model)
+MODEL = Param(default="subject", kind=str, choices=("subject", ca.UNTRAINED), label="Model to time",
+              help="ResNet-18's architecture with untrained weights runs exactly as fast as the trained one: "
+                   "latency does not depend on the weight values.")
+MODEL_SHAPES = replace(MODEL, default=ca.UNTRAINED)  # the tiny shapes CNN: the comparison first
+REPEATS = Param(default=5, kind=int, lo=3, hi=30, step=1, label="Timed repeats per point",
+                help=f"After {ca.WARMUP} warm-up passes. p50 and p95 are taken over these.")
+CAP = Param(default=90, kind=int, lo=10, hi=240, step=10, label="Stop after (seconds)",
+            help="A cap on the whole run: batch sizes left when it is reached are skipped, and the "
+                 "repeats of a slow point are cut to fit (never below 3).")
 
 url = UrlState("gpu")
 subject = active_subject(ctx, url)
@@ -45,10 +53,8 @@ if subject.classifier.name != "resnet18":
            f"{subject.classifier.title} is built for phones: few FLOPs, many depthwise and 1×1 convolutions that move "
            "a lot of memory per FLOP. ResNet-18 is the heavier, plainer comparison, with several times its FLOPs "
            "(see *FLOPs per image* below for each). ")
-    model_key = st.radio("Model to time", list(choices), format_func=choices.get, horizontal=True,
-                         key=url.key("model", MODEL_SHAPES if subject.offline else MODEL),
-                         help=why + "ResNet-18's architecture with untrained weights runs exactly as fast as the "
-                                    "trained one: latency does not depend on the weight values.")
+    spec = MODEL_SHAPES if subject.offline else MODEL
+    model_key = url.radio("model", replace(spec, help=why + spec.help), format_func=choices.get, horizontal=True)
 else:
     model_key = "subject"
 clf = subject.classifier if model_key == "subject" else ca.untrained_resnet18()
@@ -92,11 +98,8 @@ if gpu:
 use_graphs = bool(gpu) and c2.checkbox("Also replay each pass as a CUDA graph", value=True, key="gpu.graphs",
                                        help="One launch for all of the network's kernels instead of one launch per "
                                             "layer from Python: what is left is the GPU's own time.")
-repeats = int(c3.slider("Timed repeats per point", 3, 30, step=1, key=url.key("repeats", REPEATS),
-                        help=f"After {ca.WARMUP} warm-up passes. p50 and p95 are taken over these."))
-cap = int(c3.slider("Stop after (seconds)", 10, 240, step=10, key=url.key("cap", CAP),
-                    help="A cap on the whole run: batch sizes left when it is reached are skipped, and the "
-                         "repeats of a slow point are cut to fit (never below 3)."))
+repeats = int(url.slider("repeats", REPEATS, c3))
+cap = int(url.slider("cap", CAP, c3))
 url.sync()
 
 batches = sorted(batches)

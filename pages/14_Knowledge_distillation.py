@@ -15,12 +15,20 @@ from core.tables import rows_csv
 page = lab_page("knowledge-distillation")
 ctx = page.ctx
 
-TEMP = Param(default=4.0, lo=1.0, hi=20.0, step=0.5)
-ALPHA = Param(default=0.9, lo=0.0, hi=1.0, step=0.05)
-WIDTH = Param(default=4, kind=int, choices=cd.WIDTHS)
-N_TRAIN = Param(default=600, kind=int, choices=cd.N_TRAIN_CHOICES)
-EPOCHS = Param(default=15, kind=int, lo=2, hi=20)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
+RECIPE = kd.Recipe()  # the tested recipe is the page's default
+TEMP = Param(default=RECIPE.T, lo=1.0, hi=20.0, step=0.5, label="Temperature T",
+             help="The logits z are divided by T before the softmax. T = 1 is the model's normal "
+                  "output; a larger T flattens it and shows how the teacher ranks the wrong classes. "
+                  "The same T is used to train the KD student below.")
+ALPHA = Param(default=RECIPE.alpha, lo=0.0, hi=1.0, step=0.05, label="α: weight of the soft (teacher) term",
+              help="loss = α·T²·KL(teacher‖student at T) + (1 − α)·CE(student, label). α = 0 is plain training.")
+WIDTH = Param(default=RECIPE.width, kind=int, choices=cd.WIDTHS, label="Student width",
+              help="Channels of the student's first block (then ×2, ×4, ×8). The teacher has width 8.")
+N_TRAIN = Param(default=RECIPE.n_train, kind=int, choices=cd.N_TRAIN_CHOICES, label="Training crops",
+                help="Few crops = the regime where the teacher's extra information matters most.")
+EPOCHS = Param(default=RECIPE.epochs, kind=int, lo=2, hi=20, step=1, label="Epochs")
+SEED = Param(default=RECIPE.seed, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initialisation and shuffling; both students share it.")
 
 url = UrlState("kd")
 device = ctx.device.torch_device
@@ -29,10 +37,7 @@ device = ctx.device.torch_device
 st.subheader("1 · The teacher's soft targets")
 subject = active_subject(ctx, url)
 clf = subject.classifier
-T = float(st.slider("Temperature T", 1.0, 20.0, step=0.5, key=url.key("T", TEMP),
-                    help="The logits z are divided by T before the softmax. T = 1 is the model's normal "
-                         "output; a larger T flattens it and shows how the teacher ranks the wrong classes. "
-                         "The same T is used to train the KD student below."))
+T = float(url.slider("T", TEMP))
 logits = cd.image_logits(clf.name, device, subject.digest, clf, subject.image)
 temps = sorted(set(kd.SOFT_TEMPS) | {T})
 many = len(clf.categories) > 10
@@ -66,16 +71,11 @@ if subject.truth is not None:
 # --- 2. Teacher and student -------------------------------------------------------------------------
 st.subheader("2 · Teacher and student")
 c_w, c_a, c_n, c_e, c_s = st.columns([2, 3, 2, 3, 1])
-width = int(c_w.radio("Student width", cd.WIDTHS, key=url.key("width", WIDTH), horizontal=True,
-                      help="Channels of the student's first block (then ×2, ×4, ×8). The teacher has width 8."))
-alpha = float(c_a.slider("α: weight of the soft (teacher) term", 0.0, 1.0, step=0.05, key=url.key("alpha", ALPHA),
-                         help="loss = α·T²·KL(teacher‖student at T) + (1 − α)·CE(student, label). "
-                              "α = 0 is plain training."))
-n_train = int(c_n.select_slider("Training crops", cd.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN),
-                                help="Few crops = the regime where the teacher's extra information matters most."))
-epochs = int(c_e.slider("Epochs", 2, 20, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Initialisation and shuffling; both students share it."))
+width = int(url.radio("width", WIDTH, c_w, horizontal=True))
+alpha = float(url.slider("alpha", ALPHA, c_a))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+seed = int(url.number_input("seed", SEED, c_s))
 url.sync()
 
 size = cd.sizes(width)

@@ -17,15 +17,15 @@ page = lab_page("deployment")
 ctx = page.ctx
 
 BUDGETS = (5, 10, 20, 50, 100, 200, 500, 1000)
-BUDGET = Param(default=100, kind=int, choices=BUDGETS)
+BUDGET = Param(default=100, kind=int, choices=BUDGETS, label="Latency budget per request (p95, ms)",
+               help="A service-level target: which runtime and batch size answer within it? "
+                    "Judged on the measured p95 once you press the button below.")
 
 url = UrlState("dep")
 subject = active_subject(ctx, url)
 clf = subject.classifier
 device = ctx.device.torch_device
-budget = int(st.select_slider("Latency budget per request (p95, ms)", BUDGETS, key=url.key("budget", BUDGET),
-                              help="A service-level target: which runtime and batch size answer within it? "
-                                   "Judged on the measured p95 once you press the button below."))
+budget = int(url.select_slider("budget", BUDGET))
 url.sync()
 
 # --- live: the model, its input, and pre-processing mistakes ------------------------------

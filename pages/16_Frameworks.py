@@ -20,20 +20,20 @@ page = lab_page("frameworks")
 ctx = page.ctx
 
 BATCHES = (1, 2, 4, 8, 16, 32)
-BATCH = Param(default=16, kind=int, choices=BATCHES)
-SEED = Param(default=3, kind=int, lo=0, hi=9999)
-FREEZE = Param(default=True, kind=bool)
+BATCH = Param(default=16, kind=int, choices=BATCHES, label="Batch size (synthetic shape images)",
+              help="How many 160-px shape images go through each runtime in one call.")
+SEED = Param(default=3, kind=int, lo=0, hi=9999, step=1, label="First synthetic image",
+             help="The batch is this image and the ones after it.")
+FREEZE = Param(default=True, kind=bool, label="Inductor freezing",
+               help="torch._inductor.config.freezing: weights become graph constants, so conv+BN "
+                    "folding and weight pre-packing happen at compile time (inference only).")
 
 url = UrlState("fw")
 device = ctx.device.torch_device
 c1, c2, c3 = st.columns([3, 2, 2])
-n = int(c1.select_slider("Batch size (synthetic shape images)", BATCHES, key=url.key("batch", BATCH),
-                         help="How many 160-px shape images go through each runtime in one call."))
-seed = int(c2.number_input("First synthetic image", 0, 9999, step=1, key=url.key("shape", SEED),
-                           help="The batch is this image and the ones after it."))
-freezing = c3.toggle("Inductor freezing", key=url.key("freeze", FREEZE),
-                     help="torch._inductor.config.freezing: weights become graph constants, so conv+BN "
-                          "folding and weight pre-packing happen at compile time (inference only).")
+n = int(url.select_slider("batch", BATCH, c1))
+seed = int(url.number_input("shape", SEED, c2))
+freezing = url.toggle("freeze", FREEZE, c3)
 url.sync()
 
 cm.require_shipped(cfw.MODEL)

@@ -20,20 +20,29 @@ ctx = page.ctx
 
 url = UrlState("ddp")
 WORKER_CHOICES = (1, 2, 4)
-STEPS = Param(default=60, kind=int, lo=5, hi=120)
+STEPS = Param(default=60, kind=int, lo=5, hi=120, step=5, label="Training steps",
+              help=f"Optimiser steps per run; timings leave out the first {D.WARMUP_STEPS} (warm-up).")
 BATCHES = (8, 16, 32, 64)
-BATCH = Param(default=32, kind=int, choices=BATCHES)
-FIX = Param(default="worker", kind=str, choices=("worker", "global"))
-NORM = Param(default="group", kind=str, choices=tuple(D.NORM_TITLES))
+BATCH = Param(default=D.Settings.batch, kind=int, choices=BATCHES, label="Batch")
+FIX = Param(default="worker", kind=str, choices=("worker", "global"), label="The batch is",
+            help="Per worker: each worker takes this many crops, the global batch grows with N (weak scaling, "
+                 "how DDP is normally used). Global: N workers share this batch (strong scaling).")
+NORM = Param(default=D.Settings.norm, kind=str, choices=tuple(D.NORM_TITLES), label="Normalisation layers",
+             help="GroupNorm (default) normalises each image on its own, so splitting the batch over workers "
+                  "changes nothing. BatchNorm uses each worker's own batch statistics. SyncBatchNorm "
+                  "all-reduces them, but PyTorch supports it on GPUs only.")
 BANDWIDTHS = (1, 10, 25, 100, 200, 400, 800)  # Gbit/s per machine
-BANDWIDTH = Param(default=10, kind=int, choices=BANDWIDTHS)
+BANDWIDTH = Param(default=10, kind=int, choices=BANDWIDTHS, label="Network bandwidth per machine (Gbit/s)",
+                  help="10–25 Gbit/s: data-centre Ethernet; 100–400: InfiniBand / RoCE; "
+                       "NVLink inside one machine is several hundred GB/s.")
 LATENCIES = (1, 2, 5, 10, 25, 50, 100, 250)  # microseconds per message
-LATENCY = Param(default=25, kind=int, choices=LATENCIES)
-WORKLOAD = Param(default="measured", kind=str, choices=("measured", "custom"))
+LATENCY = Param(default=25, kind=int, choices=LATENCIES, label="Latency per message (µs)",
+                help="The fixed cost of one hop of the ring (software + network).")
+WORKLOAD = Param(default="measured", kind=str, choices=("measured", "custom"), label="Compute and gradients")
 GRADIENTS = D.KNOWN_MODELS
-GRADIENT = Param(default="resnet50", kind=str, choices=tuple(GRADIENTS))
+GRADIENT = Param(default="resnet50", kind=str, choices=tuple(GRADIENTS), label="Model (its FP32 gradients)")
 COMPUTES = (5, 10, 20, 50, 100, 200, 500, 1000)  # ms per step per worker
-COMPUTE = Param(default=100, kind=int, choices=COMPUTES)
+COMPUTE = Param(default=100, kind=int, choices=COMPUTES, label="Compute per step per worker (ms)")
 SCALE_NS = (1, 2, 4, 8, 16, 32, 64)
 CORES = cpu_threads()
 LR = 1e-3  # AdamW; the same for every worker count (no learning-rate scaling)
@@ -73,19 +82,10 @@ a, b, c, d, e = st.columns([1.3, 1.5, 1.3, 1.2, 1.6])
 counts = a.multiselect("Worker processes", cap.allowed, default=list(cap.allowed), key="ddp.workers",
                        help="One run per count; each run starts its own processes"
                             f" (about {D.WORKER_MB:.0f} MB of memory each).")
-steps = int(b.slider("Training steps", STEPS.lo, STEPS.hi, step=5, key=url.key("steps", STEPS),
-                     help="Optimiser steps per run; timings leave out the first "
-                          f"{D.WARMUP_STEPS} (warm-up)."))
-batch = int(c.select_slider("Batch", BATCHES, key=url.key("batch", BATCH)))
-fix = d.radio("The batch is", FIX.choices, key=url.key("fix", FIX), horizontal=False,
-              format_func={"worker": "per worker", "global": "global (split)"}.get,
-              help="Per worker: each worker takes this many crops, the global batch grows with N (weak scaling, "
-                   "how DDP is normally used). Global: N workers share this batch (strong scaling).")
-norm = e.selectbox("Normalisation layers", NORM.choices, key=url.key("norm", NORM),
-                   format_func=lambda k: D.NORM_TITLES[k].split(" (")[0],
-                   help="GroupNorm (default) normalises each image on its own, so splitting the batch over workers "
-                        "changes nothing. BatchNorm uses each worker's own batch statistics. SyncBatchNorm "
-                        "all-reduces them, but PyTorch supports it on GPUs only.")
+steps = int(url.slider("steps", STEPS, b))
+batch = int(url.select_slider("batch", BATCH, c))
+fix = url.radio("fix", FIX, d, horizontal=False, format_func={"worker": "per worker", "global": "global (split)"}.get)
+norm = url.selectbox("norm", NORM, e, format_func=lambda k: D.NORM_TITLES[k].split(" (")[0])
 url.sync()
 counts = sorted(int(n) for n in counts)
 
@@ -280,13 +280,10 @@ if done:
 # --- the scaling model ----------------------------------------------------------------------
 st.header("2 · Extrapolating to many machines")
 a, b, c = st.columns(3)
-bandwidth = int(a.select_slider("Network bandwidth per machine (Gbit/s)", BANDWIDTHS, key=url.key("bw", BANDWIDTH),
-                                help="10–25 Gbit/s: data-centre Ethernet; 100–400: InfiniBand / RoCE; "
-                                     "NVLink inside one machine is several hundred GB/s."))
-latency = int(b.select_slider("Latency per message (µs)", LATENCIES, key=url.key("lat", LATENCY),
-                              help="The fixed cost of one hop of the ring (software + network)."))
-workload = c.radio("Compute and gradients", WORKLOAD.choices, key=url.key("work", WORKLOAD), horizontal=True,
-                   format_func={"measured": "measured here", "custom": "your own numbers"}.get)
+bandwidth = int(url.select_slider("bw", BANDWIDTH, a))
+latency = int(url.select_slider("lat", LATENCY, b))
+workload = url.radio("work", WORKLOAD, c, horizontal=True,
+                     format_func={"measured": "measured here", "custom": "your own numbers"}.get)
 overlap = st.checkbox("Overlap the all-reduce with the backward pass (DDP sends each gradient bucket as soon as "
                       "it is ready)", value=True, key="ddp.overlap")
 url.sync()
@@ -304,9 +301,9 @@ if workload == "measured" and base is not None:
               f"parameters × 4 bytes) · {where}")
 else:
     a, b = st.columns(2)
-    name = a.select_slider("Model (its FP32 gradients)", GRADIENT.choices, key=url.key("grad", GRADIENT),
-                           format_func=lambda k: f"{GRADIENTS[k][0]} · {4 * GRADIENTS[k][1] / 1e6:.0f} MB")
-    compute_ms = int(b.select_slider("Compute per step per worker (ms)", COMPUTES, key=url.key("comp", COMPUTE)))
+    name = url.select_slider("grad", GRADIENT, a,
+                             format_func=lambda k: f"{GRADIENTS[k][0]} · {4 * GRADIENTS[k][1] / 1e6:.0f} MB")
+    compute_ms = int(url.select_slider("comp", COMPUTE, b))
     url.sync()
     compute_s, backward_s = compute_ms / 1e3, compute_ms / 1e3 * 2 / 3
     grad_bytes, per_worker = 4 * GRADIENTS[name][1], 1

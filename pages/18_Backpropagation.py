@@ -16,25 +16,25 @@ from core.tables import rows_csv
 page = lab_page("backpropagation")
 ctx = page.ctx
 
-LR = Param(default=bp.DEFAULT_LR, choices=bp.LR_CHOICES)
-OPT = Param(default=bp.DEFAULT_OPTIMIZER, kind=str, choices=bp.OPTIMIZERS)
-ACT = Param(default="relu", kind=str, choices=bp.ACTIVATIONS)
-N = Param(default=50, kind=int, lo=1, hi=200)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-SHAPE = Param(default=3, kind=int, lo=0, hi=9999)
+LR = Param(default=bp.DEFAULT_LR, choices=bp.LR_CHOICES, label="Learning rate",
+           help="Adam works well around 0.003–0.01; plain SGD needs roughly 0.1–0.3.")
+OPT = Param(default=bp.DEFAULT_OPTIMIZER, kind=str, choices=bp.OPTIMIZERS, label="Optimiser",
+            help="SGD: every weight moves by −lr × its gradient. Adam: by −lr × m̂/(√v̂+ε), a step "
+                 "size of about lr for every weight, whatever the size of its gradient.")
+ACT = Param(default="relu", kind=str, choices=bp.ACTIVATIONS, label="Activation",
+            help="Sigmoid's derivative is at most 1/4, so gradients shrink layer by layer toward the input.")
+N = Param(default=50, kind=int, lo=1, hi=200, label="Steps per run")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initial weights and the order of the batches.")
+SHAPE = Param(default=3, kind=int, lo=0, hi=9999, step=1, label="Synthetic image number")
 
 url = UrlState("bp")
 c0, c1, c2, c3, c4 = st.columns([2, 3, 2, 2, 1])
-optimizer = c0.radio("Optimiser", bp.OPTIMIZERS, key=url.key("opt", OPT), horizontal=True,
-                     help="SGD: every weight moves by −lr × its gradient. Adam: by −lr × m̂/(√v̂+ε), a step "
-                          "size of about lr for every weight, whatever the size of its gradient.")
-lr = float(c1.select_slider("Learning rate", bp.LR_CHOICES, key=url.key("lr", LR),
-                            help="Adam works well around 0.003–0.01; plain SGD needs roughly 0.1–0.3."))
-activation = c2.radio("Activation", bp.ACTIVATIONS, key=url.key("act", ACT), horizontal=True,
-                      help="Sigmoid's derivative is at most 1/4, so gradients shrink layer by layer toward the input.")
-n_steps = int(c3.slider("Steps per run", 1, 200, key=url.key("n", N)))
-seed = int(c4.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                           help="Initial weights and the order of the batches."))
+optimizer = url.radio("opt", OPT, c0, horizontal=True)
+lr = float(url.select_slider("lr", LR, c1))
+activation = url.radio("act", ACT, c2, horizontal=True)
+n_steps = int(url.slider("n", N, c3))
+seed = int(url.number_input("seed", SEED, c4))
 url.sync()
 
 t = cb.trainer(seed, activation, optimizer)
@@ -93,7 +93,7 @@ with right:
 st.subheader("Gradient with respect to the input image")
 src = st.radio("Image", ["A synthetic shape", "Your active photo"], horizontal=True, key="bp.src")
 if src == "A synthetic shape":
-    shape_no = int(st.number_input("Synthetic image number", 0, 9999, step=1, key=url.key("shape", SHAPE)))
+    shape_no = int(url.number_input("shape", SHAPE))
     sample = shape_sample(shape_no)
     rgb, label, title, digest = sample.image, sample.label, f"synthetic {sample.name} #{shape_no}", f"shape-{shape_no}"
 else:

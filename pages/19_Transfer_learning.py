@@ -18,11 +18,16 @@ from core.tables import rows_csv
 page = lab_page("transfer-learning")
 ctx = page.ctx
 
-CROP = Param(default=0, kind=int, lo=0, hi=299)
-KMAX = Param(default=20, kind=int, choices=ct.KMAX_CHOICES)
-STEPS = Param(default=40, kind=int, lo=10, hi=150)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-NCLS = Param(default=2, kind=int, lo=2, hi=5)
+CROP = Param(default=0, kind=int, lo=0, hi=299, step=1, label="Held-out target crop #",
+             help="One of the 300 held-out target crops every accuracy below is measured on.")
+KMAX = Param(default=20, kind=int, choices=ct.KMAX_CHOICES, label="Largest number of labelled examples per class",
+             help="The sweep trains at every count of 1, 2, 5, 10, 20, 50 up to this one.")
+STEPS = Param(default=tl.Recipe.steps, kind=int, lo=10, hi=150, step=10, label="Optimiser steps per run",
+              help="Adam, batches of up to 32 crops; the same number of steps for every run.")
+SEED = Param(default=tl.Recipe.seed, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Which labelled examples are drawn, the new head's initialisation and the "
+                  "batch order; all three regimes share it.")
+NCLS = Param(default=2, kind=int, lo=2, hi=5, step=1, label="Number of classes")
 
 url = UrlState("tl")
 model = choose_model(shapes=False)  # section 3's backbone: EfficientNet-Lite0 unless chosen otherwise
@@ -47,8 +52,7 @@ for key, title in (("source", "Source task (what the backbone was trained on)"),
 
 c_pick, c_probs, c_photo = st.columns([2, 3, 3])
 with c_pick:
-    index = int(st.number_input("Held-out target crop #", 0, 299, step=1, key=url.key("crop", CROP),
-                                help="One of the 300 held-out target crops every accuracy below is measured on."))
+    index = int(url.number_input("crop", CROP))
     crop, truth, probs = ct.pretext_view(index)
     st.image(crop, caption=f"a {truth}", width=160)
 with c_probs:
@@ -68,14 +72,9 @@ with c_photo:
 # --- 2. The few-shot sweep ----------------------------------------------------------------------
 st.subheader("2 · Few labels: frozen backbone, fine-tuning, or from scratch")
 c_k, c_s, c_seed = st.columns([3, 3, 1])
-kmax = int(c_k.select_slider("Largest number of labelled examples per class", ct.KMAX_CHOICES,
-                             key=url.key("kmax", KMAX),
-                             help="The sweep trains at every count of 1, 2, 5, 10, 20, 50 up to this one."))
-steps = int(c_s.slider("Optimiser steps per run", 10, 150, step=10, key=url.key("steps", STEPS),
-                       help="Adam, batches of up to 32 crops; the same number of steps for every run."))
-seed = int(c_seed.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                               help="Which labelled examples are drawn, the new head's initialisation and the "
-                                    "batch order; all three regimes share it."))
+kmax = int(url.select_slider("kmax", KMAX, c_k))
+steps = int(url.slider("steps", STEPS, c_s))
+seed = int(url.number_input("seed", SEED, c_seed))
 shots = tuple(k for k in (1, 2, 5, 10, 20, 50) if k <= kmax)
 st.markdown(
     f"For each of **{', '.join(map(str, shots))}** labelled crops per target class, three networks with the same "
@@ -151,7 +150,7 @@ else:
             "through the shapes backbone (squashed to 64 × 64 px). A network that has only ever seen flat "
             "synthetic shapes is a poor feature extractor for photos: expect it to do little better than raw "
             "pixels. That is itself the lesson - transfer works when the source data resembles the target data.")
-ncls = int(st.number_input("Number of classes", 2, 5, step=1, key=url.key("classes", NCLS)))
+ncls = int(url.number_input("classes", NCLS))
 url.sync()
 names, files = [], []
 cols = st.columns(ncls)

@@ -20,17 +20,32 @@ page = lab_page("data-augmentation")
 ctx = page.ctx
 
 SOURCES = ("Your photo", "Synthetic shapes scene")
-SOURCE = Param(default=SOURCES[0], kind=str, choices=SOURCES)
-BOX = {"bx": ("Box centre x", 0.5), "by": ("Box centre y", 0.5), "bw": ("Box width", 0.5), "bh": ("Box height", 0.5)}
-SCENE = Param(default=4, kind=int, lo=0, hi=9999)
-SEED = Param(default=0, kind=int, lo=0, hi=9999)
+SOURCE = Param(default=SOURCES[0], kind=str, choices=SOURCES, label="Augment",
+               help="Your photo with a box you place (its mask: the ellipse inside the box), or a "
+                    "synthetic scene whose shapes have exact boxes and masks.")
+BOX = {k: Param(default=0.5, lo=0.05 if k in ("bw", "bh") else 0.0, hi=1.0, step=0.01, label=label)
+       for k, label in (("bx", "Box centre x"), ("by", "Box centre y"), ("bw", "Box width"), ("bh", "Box height"))}
+# One checkbox and one strength slider per transform, declared from core.augment.TRANSFORMS.
+ON = {name: Param(default=name in aug.DEFAULT_ON, kind=bool, label=label)
+      for name, (label, *_) in aug.TRANSFORMS.items()}
+STRENGTH = {name: Param(default=default, lo=lo, hi=hi, step=step, label=f"{label}: strength", help=meaning)
+            for name, (label, default, lo, hi, step, meaning) in aug.TRANSFORMS.items()}
+SCENE = Param(default=4, kind=int, lo=0, hi=9999, step=1, label="Scene number")
+SEED = Param(default=0, kind=int, lo=0, hi=9999, step=1, label="Seed of the grid",
+             help="The same seed draws the same twelve augmentations.")
 MIX_KINDS = ("MixUp", "CutMix")
-MIX = Param(default="MixUp", kind=str, choices=MIX_KINDS)
-ALPHA = Param(default=1.0, lo=0.1, hi=4.0, step=0.1)
-PARTNER = Param(default=2, kind=int, lo=0, hi=9999)
-N_TRAIN = Param(default=aug.TRAIN_N_DEFAULT, kind=int, choices=aug.N_TRAIN_CHOICES)
-EPOCHS = Param(default=aug.TRAIN_EPOCHS_DEFAULT, kind=int, lo=2, hi=60)
-TSEED = Param(default=0, kind=int, lo=0, hi=99)
+MIX = Param(default="MixUp", kind=str, choices=MIX_KINDS, label="Mix")
+ALPHA = Param(default=1.0, lo=0.1, hi=4.0, step=0.1, label="α of the Beta(α, α) mixing weight",
+              help="Small α: mostly one image or the other; α = 1: any weight equally likely; "
+                   "large α: close to half and half.")
+PARTNER = Param(default=2, kind=int, lo=0, hi=9999, step=1, label="Partner shape")
+N_TRAIN = Param(default=aug.TRAIN_N_DEFAULT, kind=int, choices=aug.N_TRAIN_CHOICES, label="Training crops",
+                help="64-px synthetic shape crops. Few crops: the plain model memorises them.")
+EPOCHS = Param(default=aug.TRAIN_EPOCHS_DEFAULT, kind=int, lo=2, hi=60, step=1, label="Epochs")
+TSEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+              help="Data, initialisation, order and the augmentation draws; both runs share it.")
+TRAIN_ON = {name: Param(default=name in aug.TRAIN_DEFAULT, kind=bool, label=name, help=text)
+            for name, text in aug.TRAIN_AUGS.items()}
 
 url = UrlState("aug")
 device = ctx.device.torch_device
@@ -40,15 +55,10 @@ rows, cols = aug.GRID
 st.subheader("1 · One image, its boxes and masks, through the same transform")
 left, right = st.columns([1, 2])
 with left:
-    source = st.radio("Augment", SOURCES, key=url.key("src", SOURCE), horizontal=True,
-                      help="Your photo with a box you place (its mask: the ellipse inside the box), or a "
-                           "synthetic scene whose shapes have exact boxes and masks.")
+    source = url.radio("src", SOURCE, horizontal=True)
     if source == SOURCES[0]:
         b = st.columns(2)
-        box = tuple(b[i % 2].slider(label, 0.05 if k in ("bw", "bh") else 0.0, 1.0, step=0.01,
-                                    key=url.key(k, Param(default=d, lo=0.05 if k in ("bw", "bh") else 0.0, hi=1.0,
-                                                         step=0.01)))
-                    for i, (k, (label, d)) in enumerate(BOX.items()))
+        box = tuple(url.slider(k, spec, b[i % 2]) for i, (k, spec) in enumerate(BOX.items()))
         try:
             sample = aug.photo_sample(ctx.image.work, box)
         except ValueError as err:
@@ -56,22 +66,19 @@ with left:
             sample = aug.photo_sample(ctx.image.work)
         source_key = ("photo", ctx.image.digest, tuple(round(v, 3) for v in box))
     else:
-        scene_no = int(st.number_input("Scene number", 0, 9999, step=1, key=url.key("scene", SCENE)))
+        scene_no = int(url.number_input("scene", SCENE))
         sample = aug.scene_sample(scene_no)
         source_key = ("scene", scene_no)
-    seed = int(st.number_input("Seed of the grid", 0, 9999, step=1, key=url.key("seed", SEED),
-                               help="The same seed draws the same twelve augmentations."))
+    seed = int(url.number_input("seed", SEED))
 with right:
     st.markdown("**Transforms** (applied in this order; geometric ones move the boxes and masks too)")
     tcols = st.columns(4)
     settings = []
-    for i, (name, (label, default, lo, hi, step, meaning)) in enumerate(aug.TRANSFORMS.items()):
+    for i, name in enumerate(aug.TRANSFORMS):
         with tcols[i % 4]:
-            on = st.checkbox(label, key=url.key(f"on_{name}", Param(default=name in aug.DEFAULT_ON, kind=bool)))
-            s = st.slider(f"{label}: strength", lo, hi, step=step, key=url.key(name, Param(default=default, lo=lo, hi=hi,
-                                                                                           step=step)),
-                          help=meaning, disabled=not on, label_visibility="collapsed")
-            st.caption(meaning)
+            on = url.checkbox(f"on_{name}", ON[name])
+            s = url.slider(name, STRENGTH[name], disabled=not on, label_visibility="collapsed")
+            st.caption(STRENGTH[name].help)
             if on:
                 settings.append((name, float(s)))
 settings = aug.normalise_settings(settings)
@@ -109,11 +116,9 @@ st.caption("One `v2.Compose` call per draw gets the image (`tv_tensors.Image`), 
 st.subheader("2 · MixUp and CutMix: mixing two images and their labels")
 m_ctl, m_a, m_b, m_out = st.columns([2, 1, 1, 2])
 with m_ctl:
-    kind = st.radio("Mix", MIX_KINDS, key=url.key("mix", MIX), horizontal=True)
-    alpha = float(st.slider("α of the Beta(α, α) mixing weight", 0.1, 4.0, step=0.1, key=url.key("alpha", ALPHA),
-                            help="Small α: mostly one image or the other; α = 1: any weight equally likely; "
-                                 "large α: close to half and half."))
-    partner = int(st.number_input("Partner shape", 0, 9999, step=1, key=url.key("partner", PARTNER)))
+    kind = url.radio("mix", MIX, horizontal=True)
+    alpha = float(url.slider("alpha", ALPHA))
+    partner = int(url.number_input("partner", PARTNER))
 mixed = ca.mix(kind.lower(), alpha, seed, partner, ctx.image.digest, ctx.image.work)
 names = ["A: your photo", f"B: {mixed['partner']}"]
 m_a.image(mixed["inputs"][0], caption="A: your photo (label 0)", width="stretch")
@@ -158,15 +163,11 @@ st.download_button("Download predictions (CSV)", lambda: rows_csv(stab["rows"]),
 # --- 4. Training with and without augmentation --------------------------------------------------------
 st.subheader("4 · A few hundred images: train with and without augmentation")
 c_n, c_e, c_s = st.columns([3, 3, 1])
-n_train = int(c_n.select_slider("Training crops", aug.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN),
-                                help="64-px synthetic shape crops. Few crops: the plain model memorises them."))
-epochs = int(c_e.slider("Epochs", 2, 60, step=1, key=url.key("epochs", EPOCHS)))
-tseed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("tseed", TSEED),
-                             help="Data, initialisation, order and the augmentation draws; both runs share it."))
-acols = st.columns(len(aug.TRAIN_AUGS))
-augs = tuple(name for i, (name, text) in enumerate(aug.TRAIN_AUGS.items())
-             if acols[i].checkbox(name, key=url.key(f"t_{name}", Param(default=name in aug.TRAIN_DEFAULT, kind=bool)),
-                                  help=text))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+tseed = int(url.number_input("tseed", TSEED, c_s))
+acols = st.columns(len(TRAIN_ON))
+augs = tuple(name for i, (name, spec) in enumerate(TRAIN_ON.items()) if url.checkbox(f"t_{name}", spec, acols[i]))
 url.sync()
 
 st.markdown(

@@ -14,13 +14,16 @@ page = lab_page("pooling")
 ctx = page.ctx
 
 MODES = ("max", "avg", "global max", "global avg", "adaptive max", "adaptive avg")
-MODE = Param(default="max", kind=str, choices=MODES)
-K = Param(default=2, kind=int, lo=1, hi=16)
-S = Param(default=2, kind=int, lo=1, hi=16)
-P = Param(default=0, kind=int, lo=0, hi=8)
-OUT = Param(default=7, kind=int, lo=1, hi=32)
-SHIFT = Param(default=8, kind=int, lo=1, hi=32)
-STRIDE = Param(default=16, kind=int, choices=(1, 4, 8, 16, 32))
+MODE = Param(default="max", kind=str, choices=MODES, label="Pooling")
+K = Param(default=2, kind=int, lo=1, hi=16, label="Kernel k")
+S = Param(default=2, kind=int, lo=1, hi=16, label="Stride s")
+P = Param(default=0, kind=int, lo=0, hi=8, label="Padding p",
+          help="At most k/2 (PyTorch's rule); larger values are clipped.")
+OUT = Param(default=7, kind=int, lo=1, hi=32, label="Adaptive output size")
+SHIFT = Param(default=8, kind=int, lo=1, hi=32, label="Largest shift K (pixels, circular, along x)")
+STRIDE = Param(default=16, kind=int, choices=(1, 4, 8, 16, 32), label="Feature-map stride",
+               help="The box is pooled from a map this many times smaller than the image, as in a "
+                    "detector's backbone (here: the image average-pooled by the stride).")
 
 url = UrlState("pool")
 rgb = cp.working_image(ctx.image.digest, ctx.image.work)
@@ -29,11 +32,11 @@ H, W = rgb.shape[:2]
 # --- 1. Pooling the image ---------------------------------------------------------------------
 st.subheader("1 · Pool the image")
 c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 2, 2])
-mode = c1.radio("Pooling", MODES, key=url.key("mode", MODE), horizontal=True)
-k = int(c2.slider("Kernel k", 1, 16, key=url.key("k", K)))
-s = int(c3.slider("Stride s", 1, 16, key=url.key("s", S)))
-p = int(c4.slider("Padding p", 0, 8, key=url.key("p", P), help="At most k/2 (PyTorch's rule); larger values are clipped."))
-out_n = int(c5.slider("Adaptive output size", 1, 32, key=url.key("out", OUT)))
+mode = url.radio("mode", MODE, c1, horizontal=True)
+k = int(url.slider("k", K, c2))
+s = int(url.slider("s", S, c3))
+p = int(url.slider("p", P, c4))
+out_n = int(url.slider("out", OUT, c5))
 p_used = min(p, k // 2)
 
 
@@ -63,7 +66,7 @@ b.image(cp.upscale(cp.to_uint8(y), max(H, W)), caption=f"{mode} pooled: {y.shape
 
 # --- 2. Translation ------------------------------------------------------------------------------
 st.subheader("2 · Shift the image: what stays the same?")
-max_shift = int(st.slider("Largest shift K (pixels, circular, along x)", 1, 32, key=url.key("shift", SHIFT)))
+max_shift = int(url.slider("shift", SHIFT))
 rows = cp.translation_rows(ctx.image.digest, rgb, max_shift, 2, 2)
 cp.translation_chart(rows)
 at1 = {r["representation"]: r["cosine"] for r in rows if r["shift_px"] == 1}
@@ -77,9 +80,7 @@ st.download_button("Download curves (CSV)", lambda: rows_csv(rows), file_name="p
 # --- 3. RoI pooling vs RoIAlign ---------------------------------------------------------------
 st.subheader("3 · RoI pooling vs RoIAlign on a box")
 r1, r2, r3 = st.columns([2, 3, 3])
-stride = int(r1.select_slider("Feature-map stride", (1, 4, 8, 16, 32), key=url.key("stride", STRIDE),
-                              help="The box is pooled from a map this many times smaller than the image, as in a "
-                                   "detector's backbone (here: the image average-pooled by the stride)."))
+stride = int(url.select_slider("stride", STRIDE, r1))
 bx = r2.slider("Box left and right (% of the width)", 0.0, 100.0, (27.3, 58.9), step=0.1, key="pool.bx")
 by = r3.slider("Box top and bottom (% of the height)", 0.0, 100.0, (22.1, 51.7), step=0.1, key="pool.by")
 url.sync()

@@ -2,6 +2,8 @@
 focal loss and oversampling on it, and compare them on a balanced test set; then move the
 minority class's decision threshold without retraining."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from components.frame import lab_page
@@ -16,25 +18,28 @@ page = lab_page("class-imbalance")
 ctx = page.ctx
 
 CLASSES = list(im.CLASSES)
-RATIO = Param(default=10, kind=int, lo=1, hi=100)
-MINORITY = Param(default="star", kind=str, choices=tuple(CLASSES))
-N_TRAIN = Param(default=1000, kind=int, choices=ci.N_TRAIN_CHOICES)
-EPOCHS = Param(default=6, kind=int, lo=1, hi=12)
-GAMMA = Param(default=2.0, lo=0.0, hi=5.0, step=0.5)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-THRESH = Param(default=0.5, lo=0.01, hi=0.99, step=0.01)
+RATIO = Param(default=10, kind=int, lo=1, hi=100, step=1, label="Imbalance ratio (majority : minority)",
+              help="Every other class is drawn `ratio` times as often as the minority class.")
+MINORITY = Param(default=im.CLASSES[im.MINORITY], kind=str, choices=tuple(CLASSES), label="Minority class")
+N_TRAIN = Param(default=1000, kind=int, choices=ci.N_TRAIN_CHOICES, label="Training crops")
+EPOCHS = Param(default=6, kind=int, lo=1, hi=12, step=1, label="Epochs")
+GAMMA = Param(default=2.0, lo=0.0, hi=5.0, step=0.5, label="Focal loss γ",
+              help="loss = −(1 − p_t)^γ · log p_t. γ = 0 is plain cross-entropy.")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Draws the data, the initial weights and the batch order; every method shares it.")
+# The label names the chosen minority class: {m} is filled in where the slider is drawn.
+THRESH = Param(default=0.5, lo=0.01, hi=0.99, step=0.01,
+               label="Predict {m} when p({m}) ≥ t, else the most probable other class")
 
 url = UrlState("imb")
 
 # --- 1. The data --------------------------------------------------------------------------------
 st.subheader("1 · An imbalanced training set")
 c_r, c_m, c_n, c_s = st.columns([4, 2, 2, 1])
-ratio = int(c_r.slider("Imbalance ratio (majority : minority)", 1, 100, step=1, key=url.key("ratio", RATIO),
-                       help="Every other class is drawn `ratio` times as often as the minority class."))
-minority_name = c_m.selectbox("Minority class", CLASSES, key=url.key("minority", MINORITY))
-n_train = int(c_n.select_slider("Training crops", ci.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Draws the data, the initial weights and the batch order; every method shares it."))
+ratio = int(url.slider("ratio", RATIO, c_r))
+minority_name = url.selectbox("minority", MINORITY, c_m)
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+seed = int(url.number_input("seed", SEED, c_s))
 minority = CLASSES.index(minority_name)
 counts = ci.train_counts(n_train, ratio, minority, seed)
 weights = im.inverse_frequency_weights(counts)
@@ -64,9 +69,8 @@ st.markdown(
 st.subheader("2 · Four ways to train on it")
 c_meth, c_g, c_e = st.columns([4, 2, 2])
 methods = c_meth.multiselect("Methods", im.METHODS, default=list(im.METHODS), key="imb.methods")
-gamma = float(c_g.slider("Focal loss γ", 0.0, 5.0, step=0.5, key=url.key("gamma", GAMMA),
-                         help="loss = −(1 − p_t)^γ · log p_t. γ = 0 is plain cross-entropy."))
-epochs = int(c_e.slider("Epochs", 1, 12, step=1, key=url.key("epochs", EPOCHS)))
+gamma = float(url.slider("gamma", GAMMA, c_g))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
 url.sync()
 st.markdown(
     "- **plain CE**: cross-entropy, every crop counts the same — the baseline.\n"
@@ -128,8 +132,7 @@ else:
     st.caption("Rows: true class, columns: predicted class; numbers are test crops (60 per row).")
 
     st.subheader(f"6 · Tune the {minority_name} threshold (no retraining)")
-    t = float(st.slider(f"Predict {minority_name} when p({minority_name}) ≥ t, else the most probable other class",
-                        0.01, 0.99, step=0.01, key=url.key("t", THRESH)))
+    t = float(url.slider("t", replace(THRESH, label=THRESH.label.format(m=minority_name))))
     url.sync()
     curves, points, live = [], [], []
     for name in names:

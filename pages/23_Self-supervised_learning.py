@@ -18,19 +18,23 @@ page = lab_page("self-supervised-learning")
 ctx = page.ctx
 
 R = ss.Recipe()
-VIEW_SEED = Param(default=0, kind=int, lo=0, hi=999)
-TEMP = Param(default=R.temperature, lo=0.05, hi=1.0, step=0.05)
-N_UNLABELLED = Param(default=R.n_unlabelled, kind=int, choices=cs.N_UNLABELLED_CHOICES)
-EPOCHS = Param(default=R.epochs, kind=int, lo=1, hi=12)
-SEED = Param(default=R.seed, kind=int, lo=0, hi=99)
+VIEW_SEED = Param(default=0, kind=int, lo=0, hi=999, step=1, label="View seed",
+                  help="Seeds the random augmentations; the same seed gives the same two views.")
+TEMP = Param(default=R.temperature, lo=0.05, hi=1.0, step=0.05, label="Temperature τ",
+             help="Cosine similarities are divided by τ before the softmax. A small τ "
+                  "punishes the hardest negatives most; a large τ treats all negatives alike.")
+N_UNLABELLED = Param(default=R.n_unlabelled, kind=int, choices=cs.N_UNLABELLED_CHOICES, label="Unlabelled crops")
+EPOCHS = Param(default=R.epochs, kind=int, lo=1, hi=12, step=1, label="Epochs")
+SEED = Param(default=R.seed, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initialisation, shuffling and augmentations. The random encoder is this seed's "
+                  "initial weights: exactly where training starts.")
 url = UrlState("ssl")
 
 # --- 1. The positive pair -------------------------------------------------------------------
 st.subheader("1 · Two views of your image: a positive pair")
 left, right = st.columns([1, 2])
 with left:
-    view_seed = int(st.number_input("View seed", 0, 999, step=1, key=url.key("vseed", VIEW_SEED),
-                                    help="Seeds the random augmentations; the same seed gives the same two views."))
+    view_seed = int(url.number_input("vseed", VIEW_SEED))
     st.markdown("Each view: **random resized crop** (25–100 % of the area) → **horizontal flip** (p = 0.5) → "
                 "**colour jitter** (brightness, contrast, saturation 0.4, hue 0.1; p = 0.8) → **grayscale** "
                 "(p = 0.2) → **Gaussian blur** (p = 0.5), with `torchvision.transforms.v2`.")
@@ -49,14 +53,10 @@ with right:
 # --- 2. The loss and the data ------------------------------------------------------------------
 st.subheader("2 · NT-Xent on unlabelled shapes")
 c_t, c_n, c_e, c_s = st.columns([3, 3, 3, 1])
-temperature = float(c_t.slider("Temperature τ", 0.05, 1.0, step=0.05, key=url.key("T", TEMP),
-                               help="Cosine similarities are divided by τ before the softmax. A small τ "
-                                    "punishes the hardest negatives most; a large τ treats all negatives alike."))
-n_unlabelled = int(c_n.select_slider("Unlabelled crops", cs.N_UNLABELLED_CHOICES, key=url.key("n", N_UNLABELLED)))
-epochs = int(c_e.slider("Epochs", 1, 12, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Initialisation, shuffling and augmentations. The random encoder is this seed's "
-                                 "initial weights: exactly where training starts."))
+temperature = float(url.slider("T", TEMP, c_t))
+n_unlabelled = int(url.select_slider("n", N_UNLABELLED, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+seed = int(url.number_input("seed", SEED, c_s))
 url.sync()
 st.latex(r"\ell_i = -\log \frac{\exp(\mathrm{sim}(z_i, z_{j(i)})/\tau)}{\sum_{k \neq i} \exp(\mathrm{sim}(z_i, z_k)/\tau)}"
          r"\qquad \mathcal{L} = \frac{1}{2N}\sum_{i=1}^{2N} \ell_i")

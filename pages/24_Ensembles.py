@@ -16,13 +16,19 @@ from core.tables import rows_csv
 page = lab_page("ensembles")
 ctx = page.ctx
 
-MEMBERS = Param(default=5, kind=int, lo=2, hi=E.MAX_MEMBERS)
-N_TRAIN = Param(default=800, kind=int, choices=ce.N_TRAIN_CHOICES)
-EPOCHS = Param(default=5, kind=int, lo=1, hi=10)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-WIDTHS = Param(default="mixed", kind=str, choices=ce.WIDTH_MODES)
-SHAPE = Param(default=3, kind=int, lo=0, hi=9999)
-TTA = Param(default=False, kind=bool)
+R = E.Recipe()  # the page's defaults
+MEMBERS = Param(default=R.members, kind=int, lo=2, hi=E.MAX_MEMBERS, step=1, label="Members")
+N_TRAIN = Param(default=R.n_train, kind=int, choices=ce.N_TRAIN_CHOICES, label="Training crops",
+                help="Deliberately few, so that every member is imperfect and they make "
+                     "different mistakes. All members see the same crops.")
+EPOCHS = Param(default=R.epochs, kind=int, lo=1, hi=10, step=1, label="Epochs")
+SEED = Param(default=R.seed, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Draws the training crops; member i is initialised and shuffled with seed 100·seed + i.")
+WIDTHS = Param(default="mixed" if R.mixed_widths else "same", kind=str, choices=ce.WIDTH_MODES,
+               label="Members differ by", help="Width = channels of the first conv block (then ×2, ×4, ×8).")
+SHAPE = Param(default=3, kind=int, lo=0, hi=9999, step=1, label="Synthetic image number",
+              help="Each number draws another shape, colour, place and background.")
+TTA = Param(default=False, kind=bool, label="With test-time augmentation")
 WIDTH_TITLES = {"mixed": f"seed and width ({'/'.join(map(str, E.MIXED_WIDTHS))})",
                 "same": f"seed only (all width {E.SAME_WIDTH})"}
 
@@ -31,15 +37,11 @@ url = UrlState("ens")
 # --- 1. The members -------------------------------------------------------------------------------
 st.subheader("1 · The members")
 c_m, c_n, c_e, c_w, c_s = st.columns([2, 3, 2, 3, 1])
-n_members = int(c_m.slider("Members", 2, E.MAX_MEMBERS, step=1, key=url.key("members", MEMBERS)))
-n_train = int(c_n.select_slider("Training crops", ce.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN),
-                                help="Deliberately few, so that every member is imperfect and they make "
-                                     "different mistakes. All members see the same crops."))
-epochs = int(c_e.slider("Epochs", 1, 10, step=1, key=url.key("epochs", EPOCHS)))
-widths = c_w.radio("Members differ by", ce.WIDTH_MODES, format_func=WIDTH_TITLES.get, key=url.key("widths", WIDTHS),
-                   horizontal=True, help="Width = channels of the first conv block (then ×2, ×4, ×8).")
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Draws the training crops; member i is initialised and shuffled with seed 100·seed + i."))
+n_members = int(url.slider("members", MEMBERS, c_m))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+widths = url.radio("widths", WIDTHS, c_w, format_func=WIDTH_TITLES.get, horizontal=True)
+seed = int(url.number_input("seed", SEED, c_s))
 recipe = ce.recipe(n_members, n_train, epochs, seed, widths)
 specs = recipe.member_specs()
 sizes = ce.member_sizes(tuple(sorted({s["width"] for s in specs})))
@@ -68,8 +70,6 @@ if result is None:
     elif stopped is None:
         st.caption("Not trained yet for these settings in this session: press the button (results are shared "
                    "between sessions, so settings someone already trained come back at once).")
-url_shape_key = url.key("shape", SHAPE)
-url_tta_key = url.key("tta", TTA)
 
 if result is not None:
     probs, tta_probs, y = result["probs"], result["tta_probs"], result["y"]
@@ -151,9 +151,8 @@ if result is not None:
 # --- 7. On one image ----------------------------------------------------------------------------
 st.subheader("7 · The members on one image")
 left, right = st.columns([1, 3])
-shape_seed = int(left.number_input("Synthetic image number", 0, 9999, step=1, key=url_shape_key,
-                                   help="Each number draws another shape, colour, place and background."))
-use_tta = bool(left.toggle("With test-time augmentation", key=url_tta_key))
+shape_seed = int(url.number_input("shape", SHAPE, left))
+use_tta = bool(url.toggle("tta", TTA, left))
 sample = shape_sample(shape_seed)
 left.image(sample.image, caption=f"synthetic {sample.name} #{shape_seed} (160 × 160)", width="stretch")
 url.sync()

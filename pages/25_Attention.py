@@ -18,18 +18,18 @@ from core.tables import rows_csv
 page = lab_page("attention")
 ctx = page.ctx
 
-KIND = Param(default="cbam", kind=str, choices=("se", "cbam"))
-N_TRAIN = Param(default=1000, kind=int, choices=ca.N_TRAIN_CHOICES)
-EPOCHS = Param(default=6, kind=int, lo=ca.EPOCH_RANGE[0], hi=ca.EPOCH_RANGE[1])
-SEED = Param(default=0, kind=int, lo=0, hi=99)
+KIND = Param(default=att.KIND, kind=str, choices=att.KINDS[1:], label="Attention module",
+             help="SE re-weights channels only. CBAM re-weights channels (avg + max pooled) and then "
+                  "every position with a 7×7 conv over the channel mean and max.")
+N_TRAIN = Param(default=att.N_TRAIN, kind=int, choices=ca.N_TRAIN_CHOICES, label="Training crops")
+EPOCHS = Param(default=att.EPOCHS, kind=int, lo=ca.EPOCH_RANGE[0], hi=ca.EPOCH_RANGE[1], step=1, label="Epochs")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initialisation and shuffling; both nets share it.")
 url = UrlState("att")
 
 # --- 1. The architecture -----------------------------------------------------------------------
 st.subheader("1 · Where the attention goes")
-kind = st.radio("Attention module", ("se", "cbam"), key=url.key("kind", KIND), horizontal=True,
-                format_func=lambda k: att.KIND_TITLES[k],
-                help="SE re-weights channels only. CBAM re-weights channels (avg + max pooled) and then "
-                     "every position with a 7×7 conv over the channel mean and max.")
+kind = url.radio("kind", KIND, horizontal=True, format_func=lambda k: att.KIND_TITLES[k])
 rows = ca.architecture(8)
 by = {r["kind"]: r for r in rows}
 left, right = st.columns([3, 2])
@@ -59,10 +59,9 @@ with right:
 # --- 2. Train both -------------------------------------------------------------------------------
 st.subheader("2 · Train with and without attention")
 c_n, c_e, c_s = st.columns([3, 3, 1])
-n_train = int(c_n.select_slider("Training crops", ca.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN)))
-epochs = int(c_e.slider("Epochs", *ca.EPOCH_RANGE, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Initialisation and shuffling; both nets share it."))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+seed = int(url.number_input("seed", SEED, c_s))
 url.sync()
 st.markdown(f"The plain net and the {att.KIND_TITLES[kind]} train on the same {n_train} synthetic crops, same "
             f"seed, optimiser and order, for {epochs} epochs; accuracy is measured after each epoch on 400 "

@@ -14,25 +14,27 @@ from core.params import Param
 from core.shapes import SHAPE_CLASSES
 from core.tables import rows_csv
 
-F1_TITLE = "held-out micro-F1 (threshold 0.5)"
+F1_TITLE = f"held-out micro-F1 (threshold {ml.THRESHOLD})"
 
 page = lab_page("multi-label")
 ctx = page.ctx
 
-N_TRAIN = Param(default=800, kind=int, choices=cml.N_TRAIN_CHOICES)
-EPOCHS = Param(default=10, kind=int, lo=cml.EPOCH_RANGE[0], hi=cml.EPOCH_RANGE[1])
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-SCENE = Param(default=7, kind=int, lo=0, hi=9999)
-THRESHOLD = Param(default=0.5, lo=0.0, hi=1.0, step=0.05)
+N_TRAIN = Param(default=ml.N_TRAIN, kind=int, choices=cml.N_TRAIN_CHOICES, label="Training scenes")
+EPOCHS = Param(default=ml.EPOCHS, kind=int, lo=cml.EPOCH_RANGE[0], hi=cml.EPOCH_RANGE[1], step=1, label="Epochs")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initialisation and shuffling; both heads share it.")
+SCENE = Param(default=7, kind=int, lo=0, hi=9999, step=1, label="Scene number",
+              help="Each number draws another 96-px scene with 1-4 shapes, drawn like "
+                   "the training scenes (but never one of them).")
+THRESHOLDS = {name: Param(default=ml.THRESHOLD, lo=0.0, hi=1.0, step=0.05, label=name,
+                          help=f"Predict '{name}' when its probability is at least this.") for name in SHAPE_CLASSES}
 url = UrlState("ml")
 
 # --- 1. The data ---------------------------------------------------------------------------------
 st.subheader("1 · Scenes with several shapes")
 left, right = st.columns([2, 3])
 with left:
-    scene_seed = int(st.number_input("Scene number", 0, 9999, step=1, key=url.key("scene", SCENE),
-                                     help="Each number draws another 96-px scene with 1-4 shapes, drawn like "
-                                          "the training scenes (but never one of them)."))
+    scene_seed = int(url.number_input("scene", SCENE))
     image, truth = cml.scene(scene_seed)
     present = [c for c, t in zip(SHAPE_CLASSES, truth) if t]
     st.image(image, caption=f"Scene #{scene_seed}: " + ", ".join(present), width=240)
@@ -50,10 +52,9 @@ with right:
 # --- 2. Train both heads ----------------------------------------------------------------------------
 st.subheader("2 · Train a sigmoid head and a softmax head")
 c_n, c_e, c_s = st.columns([3, 3, 1])
-n_train = int(c_n.select_slider("Training scenes", cml.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN)))
-epochs = int(c_e.slider("Epochs", *cml.EPOCH_RANGE, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Initialisation and shuffling; both heads share it."))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+seed = int(url.number_input("seed", SEED, c_s))
 
 st.markdown(f"The same conv net trains twice on the same {n_train} scenes with the same seed and order for "
             f"{epochs} epochs; only the head's loss differs. Both start from the conv blocks of the project's shapes "
@@ -77,9 +78,7 @@ else:
 # --- 3. Thresholds and metrics ---------------------------------------------------------------------
 st.subheader("3 · Per-class thresholds")
 cols = st.columns(len(SHAPE_CLASSES))
-thresholds = [float(col.slider(name, 0.0, 1.0, step=0.05, key=url.key(f"t_{name}", THRESHOLD),
-                               help=f"Predict '{name}' when its probability is at least this."))
-              for col, name in zip(cols, SHAPE_CLASSES)]
+thresholds = [float(url.slider(f"t_{name}", THRESHOLDS[name], col)) for col, name in zip(cols, SHAPE_CLASSES)]
 url.sync()
 if result is not None:
     board = ml.scoreboard(result, thresholds)

@@ -18,9 +18,13 @@ page = lab_page("ocr")
 ctx = page.ctx
 
 C = ocr.CHALLENGES
-TEXT = Param(default=ocr.DEFAULT_TEXT, kind=str)
-SIZE = Param(default=32, kind=int, lo=16, hi=64)
-LEVELS = {name: Param(default=c.clean, lo=min(c.clean, c.worst), hi=max(c.clean, c.worst), step=c.step)
+TEXT = Param(default=ocr.DEFAULT_TEXT, kind=str, label="Text to render",
+             help="Drawn with Pillow's bundled font. The small CRNN reads digits, lowercase letters, "
+                  "space, '.' and '-'.")
+TEXT_MAX = 60  # characters in the text box (a longer link value is cut)
+SIZE = Param(default=ocr.FONT_SIZE, kind=int, lo=16, hi=64, step=2, label="Font size (px)")
+LEVELS = {name: Param(default=c.clean, lo=min(c.clean, c.worst), hi=max(c.clean, c.worst), step=c.step,
+                      label=c.label)
           for name, c in C.items()}
 url = UrlState("ocr")
 
@@ -80,17 +84,11 @@ if reader is not None:
 st.subheader("2 · Why OCR is hard: degrade a rendered line")
 c_text, c_size = st.columns([3, 1])
 text_key = url.key("text", TEXT)
-st.session_state[text_key] = str(st.session_state[text_key])[:60]  # a long link value must not break the box
-text = c_text.text_input("Text to render", key=text_key, max_chars=60,
-                         help="Drawn with Pillow's bundled font. The small CRNN reads digits, lowercase letters, "
-                              "space, '.' and '-'.").strip()
-size = int(c_size.slider("Font size (px)", 16, 64, step=2, key=url.key("size", SIZE)))
+st.session_state[text_key] = str(st.session_state[text_key])[:TEXT_MAX]  # a long link value must not break the box
+text = c_text.text_input(TEXT.label, key=text_key, max_chars=TEXT_MAX, help=TEXT.help).strip()
+size = int(url.slider("size", SIZE, c_size))
 cols = st.columns(3)
-levels = {}
-for i, (name, c) in enumerate(C.items()):
-    lo, hi = min(c.clean, c.worst), max(c.clean, c.worst)
-    levels[name] = float(cols[i % 3].slider(c.label, float(lo), float(hi), step=float(c.step),
-                                            key=url.key(name, LEVELS[name])))
+levels = {name: float(url.slider(name, LEVELS[name], cols[i % 3])) for i, name in enumerate(C)}
 url.sync()
 if not text:
     st.info("The text box is empty: showing the default sentence.", icon="⌨️")

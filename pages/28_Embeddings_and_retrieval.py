@@ -25,26 +25,32 @@ clf = ce.backbone(ctx)
 device = ctx.device.torch_device
 layer_names = list(em.embedding_layers(clf)) + [em.RAW]
 
-LAYER = Param(default=len(layer_names) - 2, kind=int, lo=0, hi=len(layer_names) - 1)  # the last stage
-POOL = Param(default=em.head_pool(clf), kind=str, choices=em.POOLS)
+LAYER = Param(default=len(layer_names) - 2, kind=int, choices=tuple(range(len(layer_names))),  # the last stage
+              label="Embedding layer",
+              help="Each stage's feature maps pooled over all positions into one vector per image "
+                   "(raw pixels: the image shrunk to 16×16, as a baseline).")
+POOL = Param(default=em.head_pool(clf), kind=str, choices=em.POOLS, label="Pooling",
+             help=f"{clf.title}'s own head uses the {em.POOL_NAMES[em.head_pool(clf)]}.")
 if st.session_state.get("emb.layers_of", clf.name) != clf.name:  # another backbone: its last stage, its pooling
     st.session_state["emb.layer"], st.session_state["emb.pool"] = LAYER.default, POOL.default
 st.session_state["emb.layers_of"] = clf.name
-K = Param(default=5, kind=int, lo=1, hi=12)
-PER_CLASS = Param(default=8, kind=int, lo=2, hi=20)
-SEED = Param(default=0, kind=int, lo=0, hi=999)
-SAMPLES_ON = Param(default=True, kind=bool)
-METHOD = Param(default="PCA", kind=str, choices=em.METHODS)
+K = Param(default=5, kind=int, lo=1, hi=12, label="Neighbours k")
+PER_CLASS = Param(default=8, kind=int, lo=2, hi=20, label="Synthetic shapes per class",
+                  help="One centred shape per 64-px crop, six classes: the labelled part of the gallery "
+                       "that precision@k is measured on.")
+SEED = Param(default=0, kind=int, lo=0, hi=999, step=1, label="Shapes seed")
+SAMPLES_ON = Param(default=True, kind=bool, label="Sample photos",
+                   help="The sidebar's sample photos, each labelled by its own name.")
+METHOD = Param(default=em.METHODS[0], kind=str, choices=em.METHODS, label="Projection",
+               help="PCA: the two directions of largest variance (a linear view). t-SNE: keeps each "
+                    "image's near neighbours near (distances between far clusters mean little).")
 
 # --- the gallery --------------------------------------------------------------------------
 st.subheader("1 · The gallery")
 g1, g2, g3 = st.columns([2, 2, 3])
-use_samples = g1.toggle("Sample photos", key=url.key("samples", SAMPLES_ON),
-                        help="The sidebar's sample photos, each labelled by its own name.")
-per_class = int(g2.slider("Synthetic shapes per class", 2, 20, key=url.key("n", PER_CLASS),
-                          help="One centred shape per 64-px crop, six classes: the labelled part of the gallery "
-                               "that precision@k is measured on."))
-shape_seed = int(g2.number_input("Shapes seed", 0, 999, step=1, key=url.key("seed", SEED)))
+use_samples = url.toggle("samples", SAMPLES_ON, g1)
+per_class = int(url.slider("n", PER_CLASS, g2))
+shape_seed = int(url.number_input("seed", SEED, g2))
 files = g3.file_uploader(f"Your images (up to {ce.MAX_UPLOADS})", type=UPLOAD_TYPES, accept_multiple_files=True,
                          key="emb.uploads", help="Added to the gallery with the label 'upload'. Nothing is stored.")
 uploads, notes = ce.upload_items(files or [])
@@ -59,13 +65,9 @@ digest = ce.gallery_key(items)
 # --- the embedding ------------------------------------------------------------------------
 st.subheader("2 · Embed and search")
 c1, c2, c3 = st.columns([3, 2, 2])
-depth = c1.select_slider("Embedding layer", options=list(range(len(layer_names))), format_func=layer_names.__getitem__,
-                         key=url.key("layer", LAYER),
-                         help="Each stage's feature maps pooled over all positions into one vector per image "
-                              "(raw pixels: the image shrunk to 16×16, as a baseline).")
-pool = c2.radio("Pooling", em.POOLS, format_func=em.POOL_NAMES.get, key=url.key("pool", POOL), horizontal=True,
-                help=f"{clf.title}'s own head uses the {em.POOL_NAMES[em.head_pool(clf)]}.")
-k = int(c3.slider("Neighbours k", 1, 12, key=url.key("k", K)))
+depth = url.select_slider("layer", LAYER, c1, format_func=layer_names.__getitem__)
+pool = url.radio("pool", POOL, c2, format_func=em.POOL_NAMES.get, horizontal=True)
+k = int(url.slider("k", K, c3))
 layer = layer_names[depth]
 
 bar = Progress(st.empty())
@@ -114,9 +116,7 @@ else:
     # --- the map ------------------------------------------------------------------------------
     st.subheader("3 · The gallery in two dimensions")
     m1, m2 = st.columns([2, 5])
-    method = m1.radio("Projection", em.METHODS, key=url.key("map", METHOD), horizontal=True,
-                      help="PCA: the two directions of largest variance (a linear view). t-SNE: keeps each "
-                           "image's near neighbours near (distances between far clusters mean little).")
+    method = url.radio("map", METHOD, m1, horizontal=True)
     extra = q_index is None
     points = feats if not extra else np.vstack([feats, q_feat[None]])
     key = (clf.name, pool, layer, digest, ctx.image.digest if extra else "")

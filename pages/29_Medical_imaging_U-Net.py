@@ -17,22 +17,28 @@ from core.tables import rows_csv
 page = lab_page("medical-imaging-unet")
 ctx = page.ctx
 
-SKIPS = Param(default=True, kind=bool)
-N_TRAIN = Param(default=200, kind=int, choices=cu.N_TRAIN_CHOICES)
-EPOCHS = Param(default=5, kind=int, lo=cu.EPOCH_RANGE[0], hi=cu.EPOCH_RANGE[1])
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-SIDE = Param(default=128, kind=int, choices=cu.LONG_SIDES)
-INVERT = Param(default=False, kind=bool)
-THRESH = Param(default=0.5, lo=0.05, hi=0.95, step=0.05)
+SKIPS = Param(default=True, kind=bool, label="Skip connections",
+              help="Off: the decoder receives zeros where the encoder's features were concatenated. "
+                   "Same layers, same parameters, same compute: only the information path is cut.")
+N_TRAIN = Param(default=unet.N_TRAIN, kind=int, choices=cu.N_TRAIN_CHOICES, label="Training images")
+EPOCHS = Param(default=unet.EPOCHS, kind=int, lo=cu.EPOCH_RANGE[0], hi=cu.EPOCH_RANGE[1], step=1, label="Epochs")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Draws the training images, the initial weights and the batch order; both nets share it.")
+SIDE = Param(default=128, kind=int, choices=cu.LONG_SIDES, label="Working long side (px)",
+             help="The net learned cells 7-20 px across: pick the size at which your "
+                  "structures have about that size.")
+INVERT = Param(default=False, kind=bool, label="Invert (dark cells on a light background)",
+               help="The net learned bright cells on a dark background, like fluorescence microscopy. "
+                    "Stained tissue (immunohistochemistry) has dark nuclei: invert it.")
+THRESH = Param(default=unet.THRESHOLD, lo=0.05, hi=0.95, step=0.05, label="Threshold")
 url = UrlState("unet")
 
 # --- 1. The data ------------------------------------------------------------------------------------
 st.subheader("1 · Synthetic microscopy with exact masks")
 c_n, c_e, c_s = st.columns([3, 3, 1])
-n_train = int(c_n.select_slider("Training images", cu.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN)))
-epochs = int(c_e.slider("Epochs", *cu.EPOCH_RANGE, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Draws the training images, the initial weights and the batch order; both nets share it."))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+seed = int(url.number_input("seed", SEED, c_s))
 images, outlined, counts = cu.samples(seed)
 st.image(outlined, width=128, caption=[f"{c} cells" for c in counts])
 st.caption(f"The first 6 of the {n_train} training images ({unet.SIZE}×{unet.SIZE} gray) with the true mask's outline "
@@ -44,9 +50,7 @@ st.caption(f"The first 6 of the {n_train} training images ({unet.SIZE}×{unet.SI
 
 # --- 2. The U-Net -----------------------------------------------------------------------------------
 st.subheader("2 · The U-Net, drawn from the module")
-skips = st.toggle("Skip connections", key=url.key("skips", SKIPS),
-                  help="Off: the decoder receives zeros where the encoder's features were concatenated. "
-                       "Same layers, same parameters, same compute: only the information path is cut.")
+skips = url.toggle("skips", SKIPS)
 which = "with skips" if skips else "without skips"
 arch = cu.architecture(skips)
 left, right = st.columns([2, 3])
@@ -109,7 +113,7 @@ else:
     st.markdown(f"**Held-out predictions vs truth** ({which}; switch the toggle above for the other net). "
                 "Green: cell pixels found; **red**: false alarms; **blue**: cell pixels missed.")
     ex = result["examples"]
-    pred = ex[which] >= 0.5
+    pred = ex[which] >= unet.THRESHOLD
     tiles = [unet.error_overlay(img, p, t) for img, p, t in zip(ex["images"], pred, ex["truth"])]
     st.image([cu.gray_rgb(img) for img in ex["images"]] + tiles, width=128,
              caption=[f"held-out image {i}" for i in range(len(tiles))]
@@ -119,13 +123,9 @@ else:
     # --- 4. The active image ------------------------------------------------------------------------
     st.subheader("4 · Segment the active image (grayscale)")
     c_side, c_inv, c_thr = st.columns([2, 2, 3])
-    side = int(c_side.select_slider("Working long side (px)", cu.LONG_SIDES, key=url.key("side", SIDE),
-                                    help="The net learned cells 7-20 px across: pick the size at which your "
-                                         "structures have about that size."))
-    invert = c_inv.toggle("Invert (dark cells on a light background)", key=url.key("invert", INVERT),
-                          help="The net learned bright cells on a dark background, like fluorescence microscopy. "
-                               "Stained tissue (immunohistochemistry) has dark nuclei: invert it.")
-    threshold = float(c_thr.slider("Threshold", 0.05, 0.95, step=0.05, key=url.key("thr", THRESH)))
+    side = int(url.select_slider("side", SIDE, c_side))
+    invert = url.toggle("invert", INVERT, c_inv)
+    threshold = float(url.slider("thr", THRESH, c_thr))
     net = cu.trained_net(settings, which, result["state"][which])
     gray, prob = cu.segment(settings, which, ctx.image.digest, side, bool(invert), net, ctx.image.work)
     shown = unet.mask_overlay(gray, prob, threshold)

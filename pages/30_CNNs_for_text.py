@@ -17,10 +17,14 @@ from core.textdata import CLASSES
 page = lab_page("cnns-for-text")
 ctx = page.ctx
 
-WIDTHS = Param(default="1-2-3", kind=str, choices=tuple(tc.WIDTH_CHOICES))
-EMB = Param(default=32, kind=int, choices=ct.EMB_CHOICES)
-EPOCHS = Param(default=8, kind=int, lo=ct.EPOCH_RANGE[0], hi=ct.EPOCH_RANGE[1])
-SEED = Param(default=0, kind=int, lo=0, hi=99)
+WIDTHS = Param(default=tc.DEFAULT_WIDTHS, kind=str, choices=tuple(tc.WIDTH_CHOICES),
+               label="Filter widths (n-gram sizes)",
+               help=f"Each width gets its own {tc.N_FILTERS} filters. '1' alone is a bag-of-words CNN.")
+EMB = Param(default=tc.EMB, kind=int, choices=ct.EMB_CHOICES, label="Embedding size",
+            help="Numbers per word vector, learned from scratch with the rest of the net.")
+EPOCHS = Param(default=tc.EPOCHS, kind=int, lo=ct.EPOCH_RANGE[0], hi=ct.EPOCH_RANGE[1], step=1, label="Epochs")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Initialisation, dropout and shuffling; both nets share it.")
 url = UrlState("textcnn")
 DEFAULT_SENTENCE = "i did not expect much , the zorbo lamp is never disappointing"
 
@@ -47,10 +51,8 @@ st.markdown("The label is the adjective's polarity, flipped by a `not` / `never`
 # --- 2. The architecture -------------------------------------------------------------------------
 st.subheader("2 · The network")
 c_w, c_e = st.columns(2)
-widths_key = c_w.radio("Filter widths (n-gram sizes)", tuple(tc.WIDTH_CHOICES), key=url.key("widths", WIDTHS),
-                       horizontal=True, help="Each width gets its own 16 filters. '1' alone is a bag-of-words CNN.")
-emb = int(c_e.select_slider("Embedding size", ct.EMB_CHOICES, key=url.key("emb", EMB),
-                            help="Numbers per word vector, learned from scratch with the rest of the net."))
+widths_key = url.radio("widths", WIDTHS, c_w, horizontal=True)
+emb = int(url.select_slider("emb", EMB, c_e))
 widths = tc.WIDTH_CHOICES[widths_key]
 left, right = st.columns([3, 2])
 with left:
@@ -66,9 +68,8 @@ with right:
 # --- 3. Train --------------------------------------------------------------------------------------
 st.subheader("3 · Train it, and a bag-of-words CNN beside it")
 c_ep, c_s = st.columns([4, 1])
-epochs = int(c_ep.slider("Epochs", *ct.EPOCH_RANGE, step=1, key=url.key("epochs", EPOCHS)))
-seed = int(c_s.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                            help="Initialisation, dropout and shuffling; both nets share it."))
+epochs = int(url.slider("epochs", EPOCHS, c_ep))
+seed = int(url.number_input("seed", SEED, c_s))
 url.sync()
 bow_note = ("" if widths == tc.BAG_OF_WORDS else
             f" and a bag-of-words CNN ({tc.N_FILTERS * len(widths)} filters of width 1: the same number of "

@@ -18,14 +18,23 @@ page = lab_page("multi-modal-fusion")
 ctx = page.ctx
 
 MODELS = list(fu.MODELS)
-N_TRAIN = Param(default=1500, kind=int, choices=cf.N_TRAIN_CHOICES)
-EPOCHS = Param(default=8, kind=int, lo=1, hi=15)
-SEED = Param(default=0, kind=int, lo=0, hi=99)
-P_TRAIN = Param(default=0.0, lo=0.0, hi=0.8, step=0.05)
-START = Param(default=cf.STARTS[0], kind=str, choices=cf.STARTS)
-P_TEST = Param(default=0.5, lo=0.0, hi=1.0, step=0.05)
-MISSING = Param(default="image", kind=str, choices=fu.MISSING)
-WORD = Param(default=fu.WORDS[1], kind=str, choices=fu.VOCAB)
+N_TRAIN = Param(default=fu.N_TRAIN, kind=int, choices=cf.N_TRAIN_CHOICES, label="Training pairs")
+EPOCHS = Param(default=fu.EPOCHS, kind=int, lo=1, hi=15, step=1, label="Epochs")
+SEED = Param(default=0, kind=int, lo=0, hi=99, step=1, label="Seed",
+             help="Draws the pairs, the initial weights, the batch order and the dropped "
+                  "modalities; every model shares it.")
+P_TRAIN = Param(default=fu.P_TRAIN, lo=0.0, hi=0.8, step=0.05, label="Modality dropout in training",
+                help="Each training pair loses its image or its word (50/50) with this probability, "
+                     "redrawn every epoch.")
+START = Param(default=cf.STARTS[0], kind=str, choices=cf.STARTS, label="Image branches start from",
+              help="Pretrained: a CNN first trained to NAME the shape on 1,000 other crops (like an ImageNet "
+                   "backbone); every image branch starts from it. Random: everything learns from the pairs alone.")
+P_TEST = Param(default=0.5, lo=0.0, hi=1.0, step=0.05, label="Probability that it is missing")
+MISSING = Param(default=fu.MISSING[0], kind=str, choices=fu.MISSING, label="Missing",
+                help="A missing image is replaced by the training set's mean colour; a missing word "
+                     "by the `<unk>` token.")
+WORD = Param(default=fu.WORDS[1], kind=str, choices=fu.VOCAB, label="Word",
+             help="`<unk>` is what a missing word becomes.")
 
 url = UrlState("fus")
 
@@ -51,9 +60,7 @@ with left:
                 f"table: the best any additive scores can do is **{best} of 9** cells (a linear programme over every "
                 f"set of cells, computed now), and trained by likelihood it does not even get that (see the "
                 f"results in section 3).")
-seed = int(right.number_input("Seed", 0, 99, step=1, key=url.key("seed", SEED),
-                              help="Draws the pairs, the initial weights, the batch order and the dropped "
-                                   "modalities; every model shares it."))
+seed = int(url.number_input("seed", SEED, right))
 with right:
     images, shapes, words, labels = cf.sample_pairs(seed)
     st.image([im for im in images], width=64,
@@ -82,14 +89,10 @@ st.markdown(
 # --- 3. Train ----------------------------------------------------------------------------------
 st.subheader("3 · Train all five on the same pairs")
 c_n, c_e, c_s, c_p = st.columns(4)
-n_train = int(c_n.select_slider("Training pairs", cf.N_TRAIN_CHOICES, key=url.key("n", N_TRAIN)))
-epochs = int(c_e.slider("Epochs", 1, 15, step=1, key=url.key("epochs", EPOCHS)))
-start = c_s.radio("Image branches start from", cf.STARTS, key=url.key("start", START),
-                  help="Pretrained: a CNN first trained to NAME the shape on 1,000 other crops (like an ImageNet "
-                       "backbone); every image branch starts from it. Random: everything learns from the pairs alone.")
-p_train = float(c_p.slider("Modality dropout in training", 0.0, 0.8, step=0.05, key=url.key("ptrain", P_TRAIN),
-                           help="Each training pair loses its image or its word (50/50) with this probability, "
-                                "redrawn every epoch."))
+n_train = int(url.select_slider("n", N_TRAIN, c_n))
+epochs = int(url.slider("epochs", EPOCHS, c_e))
+start = url.radio("start", START, c_s)
+p_train = float(url.slider("ptrain", P_TRAIN, c_p))
 url.sync()
 settings = (n_train, epochs, seed, p_train, start)
 secs = (4 if start == cf.STARTS[0] else 0) + 2.2 * n_train * epochs / 1500  # measured on one quiet core
@@ -128,10 +131,8 @@ else:
     # --- 4. Missing modality at test time ----------------------------------------------------------
     st.subheader("4 · Take a modality away at test time (no retraining)")
     c_m, c_pt = st.columns([2, 3])
-    missing = c_m.radio("Missing", fu.MISSING, key=url.key("miss", MISSING), horizontal=True,
-                        help="A missing image is replaced by the training set's mean colour; a missing word "
-                             "by the `<unk>` token.")
-    p = float(c_pt.slider("Probability that it is missing", 0.0, 1.0, step=0.05, key=url.key("p", P_TEST)))
+    missing = url.radio("miss", MISSING, c_m, horizontal=True)
+    p = float(url.slider("p", P_TEST, c_pt))
     url.sync()
     rows = cf.curve(settings, missing, result)
     cf.missing_lines(rows, p, MODELS, missing)
@@ -157,8 +158,7 @@ else:
     st.subheader("5 · Ask the trained models about one pair")
     c_img, c_w = st.columns([3, 2])
     subject = shape_or_photo(ctx, url, where=c_img)
-    word_name = c_w.selectbox("Word", fu.VOCAB, key=url.key("word", WORD),
-                              help="`<unk>` is what a missing word becomes.")
+    word_name = url.selectbox("word", WORD, c_w)
     no_image = c_w.checkbox("Image missing (mean colour)", key="fus.noimg")
     url.sync()
     box = subject.truth.box if subject.truth is not None else None

@@ -372,6 +372,8 @@ def test_page_offline_counts_equal_the_pure_functions(trained_shapes_yolo, monke
 
     anchors, m = _expected(3, 0.7, 0.3, True)
     assert _metric(at, "Anchors") == len(anchors)
+    base = at.slider(key="anc.base")  # drawn from its declaration; its default is core's AnchorConfig
+    assert (base.label, base.value) == ("Base anchor size (px, first level)", ca.AnchorConfig.base_size)
     assert _counts(at) == (m.positives, m.ignored, m.negatives)
 
     at.slider(key="anc.high").set_value(0.5).run()

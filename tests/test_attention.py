@@ -165,3 +165,23 @@ def test_page_trains_and_shows_channel_weights_and_spatial_map(trained_shapes_cn
     at.radio(key="att.kind").set_value("se").run()  # other settings: nothing trained yet, no error
     assert not at.exception
     ca.run_compare.clear()
+
+
+def test_page_controls_start_at_the_recipe_of_core(trained_shapes_cnn):
+    """Each control is declared once on the page, with its default taken from core.attention."""
+    from components import attention as ca
+    from tests.test_pages import _page
+
+    at = _page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    kind = at.radio(key="att.kind")
+    assert (kind.label, kind.value) == ("Attention module", att.KIND)
+    assert list(kind.options) == [att.KIND_TITLES[k] for k in ("se", "cbam")]
+    n = at.select_slider(key="att.n")
+    assert (n.label, n.value, list(n.options)) == ("Training crops", att.N_TRAIN, [str(c) for c in ca.N_TRAIN_CHOICES])
+    e = at.slider(key="att.epochs")
+    assert (e.label, e.value, e.min, e.max, e.step) == ("Epochs", att.EPOCHS, *ca.EPOCH_RANGE, 1)
+    seed = at.number_input(key="att.seed")
+    assert (seed.label, seed.value, seed.min, seed.max, seed.step) == ("Seed", 0, 0, 99, 1)
+    assert seed.help == "Initialisation and shuffling; both nets share it."
+

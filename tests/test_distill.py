@@ -224,17 +224,15 @@ def comparisons(trained_shapes_cnn):
             for seed in SEEDS}
 
 
-def test_page_defaults_are_the_tested_recipe():
-    """kd.Recipe() is the page's default; the behavioural test below changes only n_train (TRAIN_CROPS)."""
-    import re
-    from pathlib import Path
-
-    source = (Path(__file__).resolve().parent.parent / PAGE).read_text()
+def test_page_defaults_are_the_tested_recipe(trained_models):
+    """kd.Recipe() is the page's default (its controls open at it); the behavioural test below changes
+    only n_train (TRAIN_CROPS)."""
+    at = _page(clf="shapes-cnn")
+    assert not at.exception, [e.value for e in at.exception]
     r = kd.Recipe()
-    for name, value in (("TEMP", r.T), ("ALPHA", r.alpha), ("WIDTH", r.width), ("N_TRAIN", r.n_train),
-                        ("EPOCHS", r.epochs), ("SEED", r.seed)):
-        m = re.search(rf"^{name} = Param\(default=([0-9.]+)", source, flags=re.M)
-        assert m and float(m.group(1)) == value, name
+    shown = (at.slider(key="kd.T").value, at.slider(key="kd.alpha").value, at.radio(key="kd.width").value,
+             at.select_slider(key="kd.n").value, at.slider(key="kd.epochs").value, at.number_input(key="kd.seed").value)
+    assert shown == (r.T, r.alpha, r.width, r.n_train, r.epochs, r.seed)
 
 
 def test_kd_student_beats_the_plain_one_and_both_beat_chance(comparisons):

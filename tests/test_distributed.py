@@ -327,6 +327,11 @@ def test_page_renders_offline_before_any_run():
     assert not at.exception, [e.value for e in at.exception]
     assert any(b.label == "Launch the workers" for b in at.button)
     assert len(at.get("vega_lite_chart")) == 2  # the scaling model is live before any run
+    # The run's defaults are core.distributed.Settings' (the page declares them from it).
+    assert at.select_slider(key="ddp.batch").value == D.Settings().batch
+    assert at.selectbox(key="ddp.norm").value == D.Settings().norm
+    steps = at.slider(key="ddp.steps")
+    assert (steps.label, steps.min, steps.max, steps.step) == ("Training steps", 5, 120, 5)
     # Moving the bandwidth slider only recomputes the formula: 10x less bandwidth, 10x the
     # bandwidth term of the ring all-reduce at 64 workers (ResNet-50's 102 MB, 25 us hops).
     def ring64(at) -> float:

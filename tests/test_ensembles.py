@@ -196,6 +196,16 @@ def _text(at) -> str:
     return "\n".join(parts)
 
 
+def test_page_defaults_are_the_recipe_s():
+    """The page declares its defaults from core.ensembles.Recipe (nothing retyped)."""
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    r = E.Recipe()
+    assert at.slider(key="ens.members").value == r.members and at.slider(key="ens.epochs").value == r.epochs
+    assert at.select_slider(key="ens.n").value == r.n_train and at.number_input(key="ens.seed").value == r.seed
+    assert at.radio(key="ens.widths").value == ("mixed" if r.mixed_widths else "same")
+
+
 def test_page_trains_on_a_button_with_small_settings():
     from components import ensembles as ce
 

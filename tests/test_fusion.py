@@ -157,6 +157,11 @@ def test_page_trains_on_a_button_and_rescoring_moves_without_retraining():
     assert "Not trained yet" in text
     at.button(key="fusion.train").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    miss, word = at.radio(key="fus.miss"), at.selectbox(key="fus.word")  # drawn once trained, from their Params
+    assert (miss.label, miss.value, list(miss.options)) == ("Missing", fu.MISSING[0], list(fu.MISSING))
+    assert (word.label, word.value, list(word.options)) == ("Word", fu.WORDS[1], list(fu.VOCAB))
+    p = at.slider(key="fus.p")
+    assert (p.label, p.value, p.min, p.max, p.step) == ("Probability that it is missing", 0.0, 0.0, 1.0, 0.05)
     text = _text(at)
     for m in fu.MODELS:
         assert f"| {m} | **" in text
@@ -171,3 +176,24 @@ def test_page_trains_on_a_button_and_rescoring_moves_without_retraining():
     at.selectbox(key="fus.word").set_value("<unk>").run()
     assert not at.exception and "No true label here" in _text(at)
     cf.run_fusion.clear()
+
+
+def test_page_controls_start_at_the_recipe_of_core():
+    """Each control is declared once on the page, with its default taken from core.fusion."""
+    from components import fusion as cf
+    from tests.test_pages import _page
+
+    at = _page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    n = at.select_slider(key="fus.n")
+    assert (n.label, n.value) == ("Training pairs", fu.N_TRAIN)
+    e = at.slider(key="fus.epochs")
+    assert (e.label, e.value, e.min, e.max, e.step) == ("Epochs", fu.EPOCHS, 1, 15, 1)
+    pt = at.slider(key="fus.ptrain")
+    assert (pt.label, pt.value, pt.min, pt.max, pt.step) == ("Modality dropout in training", fu.P_TRAIN, 0.0, 0.8, 0.05)
+    start = at.radio(key="fus.start")
+    assert (start.label, start.value, list(start.options)) == ("Image branches start from", cf.STARTS[0],
+                                                               list(cf.STARTS))
+    seed = at.number_input(key="fus.seed")
+    assert (seed.label, seed.value, seed.min, seed.max) == ("Seed", 0, 0, 99)
+

@@ -201,6 +201,12 @@ def _text(at) -> str:
     return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
 
 
+def test_page_defaults_to_the_module_s_minority_class():
+    at = _page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="imb.minority").value == im.CLASSES[im.MINORITY]
+
+
 def test_page_trains_on_a_button_and_tunes_the_threshold():
     from components import imbalance as ci
 
@@ -218,6 +224,7 @@ def test_page_trains_on_a_button_and_tunes_the_threshold():
     assert "Why plain accuracy lies" in text
     assert len(at.get("vega_lite_chart")) == 1 + 1 + 4 + 1  # histogram, recall bars, 4 confusions, PR curves
     before = [m.value for m in at.markdown if "argmax → t = 0.50" in m.value]
+    assert at.slider(key="imb.t").label.startswith("Predict triangle when p(triangle) ≥ t")  # names the minority
     at.slider(key="imb.t").set_value(0.05).run()
     assert not at.exception
     after = [m.value for m in at.markdown if "argmax → t = 0.05" in m.value]

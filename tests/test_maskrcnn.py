@@ -239,6 +239,7 @@ def test_page_offline_reports_what_the_pure_functions_compute(trained_shapes_mas
 
     before = mask_pixels(at)
     assert f"{int(kept.areas().sum()):,}" in before
+    assert at.slider(key="mrc.mask").value == InstanceMasks.mask_threshold  # the default is core's
     at.slider(key="mrc.mask").set_value(0.9).run()
     assert not at.exception
     after = mask_pixels(at)

@@ -358,15 +358,21 @@ def test_page_imagenet_path_runs_on_the_photo_at_a_bounded_size():
     assert len(table["fill"]) == 1 + len(mi.STRATEGIES)
 
 
-def test_the_tested_comparison_is_the_pages_default():
-    """The behavioural claim above is made at exactly the settings the page trains with."""
+def test_the_tested_comparison_is_the_pages_default(trained_shapes_cnn):
+    """The behavioural claim above is made at exactly the settings the page trains with: the page's
+    controls open at ErasingSettings() and its mask controls at MaskSpec()."""
     import importlib.util
-    from pathlib import Path
 
     from components import missing as cmm
 
     s = mi.ErasingSettings()
     assert (cmm.TRAIN_SIZE, cmm.EPOCHS, cmm.TEST_SIZE) == (s.n_train, s.epochs, s.n_test) == (1500, 6, 400)
-    source = (Path(__file__).resolve().parent.parent / "pages" / "11_Missing_data.py").read_text()
-    assert f"ERASE_P = Param(default={s.erase_p}," in source and f"ERASE_AREA = Param(default={s.erase_max_area}," in source
+    at = _page(clf="shapes-cnn")
+    assert not at.exception, [e.value for e in at.exception]
+    shown = (at.slider(key="miss.erase_p").value, at.slider(key="miss.erase_area").value,
+             at.number_input(key="miss.train_seed").value)
+    assert shown == (s.erase_p, s.erase_max_area, s.seed)
+    m = mi.MaskSpec()
+    mask = (at.radio(key="miss.kind").value, at.slider(key="miss.pct").value / 100, at.number_input(key="miss.seed").value)
+    assert mask == (m.kind, m.fraction, m.seed)
     assert importlib.util.find_spec("torchvision.transforms.v2") is not None

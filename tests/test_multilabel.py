@@ -149,3 +149,23 @@ def test_page_trains_and_thresholds_rescore_without_retraining(trained_shapes_cn
     assert len(at.get("vega_lite_chart")) >= 1 + 4  # the F1 curves, two heads x (scene, photo)
     cml.run_compare.clear()
     cml.dataset.clear()
+
+
+def test_page_controls_start_at_the_recipe_of_core(trained_shapes_cnn):
+    """Each control is declared once on the page, with its default taken from core.multilabel."""
+    from components import multilabel as cml
+    from core.shapes import SHAPE_CLASSES
+    from tests.test_pages import _page
+
+    at = _page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert (at.select_slider(key="ml.n").label, at.select_slider(key="ml.n").value) == ("Training scenes", ml.N_TRAIN)
+    e = at.slider(key="ml.epochs")
+    assert (e.label, e.value, e.min, e.max, e.step) == ("Epochs", ml.EPOCHS, *cml.EPOCH_RANGE, 1)
+    scene = at.number_input(key="ml.scene")
+    assert (scene.label, scene.value, scene.min, scene.max) == ("Scene number", 7, 0, 9999)
+    for name in SHAPE_CLASSES:
+        t = at.slider(key=f"ml.t_{name}")
+        assert (t.label, t.value, t.min, t.max, t.step) == (name, ml.THRESHOLD, 0.0, 1.0, 0.05)
+        assert t.help == f"Predict '{name}' when its probability is at least this."
+

@@ -184,6 +184,13 @@ def test_page_reads_the_scanned_page_and_says_no_text_on_the_astronaut(reader, c
 
     at = _page(PAGE)  # astronaut: no text, the rest of the page still works
     assert not at.exception, [e.value for e in at.exception]
+    size = at.slider(key="ocr.size")  # the controls, drawn from their declarations, start at core's defaults
+    assert (size.label, size.value, size.min, size.max, size.step) == ("Font size (px)", ocr.FONT_SIZE, 16, 64, 2)
+    assert at.text_input(key="ocr.text").value == ocr.DEFAULT_TEXT
+    for name, c in ocr.CHALLENGES.items():
+        level = at.slider(key=f"ocr.{name}")
+        assert (level.label, level.value, level.min, level.max, level.step) == (
+            c.label, c.clean, min(c.clean, c.worst), max(c.clean, c.worst), c.step)
     assert any("No text found" in i.value for i in at.info)
     assert any("Held-out CER" in m.label for m in at.metric)
 

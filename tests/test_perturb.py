@@ -373,6 +373,12 @@ def test_page_classifier_mode_on_a_synthetic_shape(trained_models):
     assert f"True class of this synthetic image: **{s.name}**" in _captions(at)
     (label, values), = [(k, v) for k, v in _metrics(at).items() if k.startswith("P(")]
     assert label == f"P({s.name})" and values[0] == values[1]
+    # The lighting controls start at core's unchanged Lighting(), the fill at Occluder's default.
+    light = P.Lighting()
+    assert [at.slider(key=f"occ.{k}").value for k in ("bright", "contrast", "gamma", "cast", "shadow")] == [
+        light.brightness, light.contrast, light.gamma, light.cast, light.shadow]
+    assert at.selectbox(key="occ.side").value == light.shadow_side
+    assert at.radio(key="occ.fill").value == P.Occluder().fill
     # Cover the shape: the followed probability falls.
     at.slider(key="occ.ox").set_value(round((x1 + x2) / 2 / w, 2))
     at.slider(key="occ.oy").set_value(round((y1 + y2) / 2 / h, 2))

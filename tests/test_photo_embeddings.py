@@ -123,6 +123,13 @@ def test_page_on_chelsea_embeds_with_efficientnet_at_its_head():
 
     at = _page(PAGE, img="chelsea")
     assert not at.exception, [e.value for e in at.exception]
+    layer, pool = at.select_slider(key="emb.layer"), at.radio(key="emb.pool")
+    assert (layer.label, layer.value) == ("Embedding layer", STAGES.index("head"))  # EfficientNet's last stage
+    assert (pool.label, pool.value) == ("Pooling", "avg")  # its own head's pooling
+    k, n = at.slider(key="emb.k"), at.slider(key="emb.n")
+    assert (k.label, k.value, k.min, k.max, n.label, n.value, n.min, n.max) == (
+        "Neighbours k", 5, 1, 12, "Synthetic shapes per class", 8, 2, 20)
+    assert at.radio(key="emb.map").value == em.METHODS[0] and at.toggle(key="emb.samples").value is True
     assert not any("Offline demonstration" in i.value for i in at.info)
     captions = [c.value for c in at.caption]
     model = [c for c in captions if c.startswith("🧠 Model:")]

@@ -201,3 +201,21 @@ def test_highlights_mark_exactly_the_window_and_escape_what_the_user_typed():
     heat = ct.word_heat(["a](http://x)", "good"], [{"argmax": 0, "width": 1, "evidence": 2.0},
                                                    {"argmax": 1, "width": 1, "evidence": 0.5}])
     assert heat == ":red-background[**a\\]\\(http\\:\u2060//x\\)**] :orange-background[good]"
+
+
+def test_page_controls_start_at_the_recipe_of_core():
+    """Each control is declared once on the page, with its default taken from core.textcnn."""
+    from components import textcnn as ct
+    from tests.test_pages import _page
+
+    at = _page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    w = at.radio(key="textcnn.widths")
+    assert (w.label, w.value, list(w.options)) == ("Filter widths (n-gram sizes)", tc.DEFAULT_WIDTHS,
+                                                   list(tc.WIDTH_CHOICES))
+    assert w.help == f"Each width gets its own {tc.N_FILTERS} filters. '1' alone is a bag-of-words CNN."
+    emb = at.select_slider(key="textcnn.emb")
+    assert (emb.label, emb.value) == ("Embedding size", tc.EMB)
+    e = at.slider(key="textcnn.epochs")
+    assert (e.label, e.value, e.min, e.max, e.step) == ("Epochs", tc.EPOCHS, *ct.EPOCH_RANGE, 1)
+

@@ -290,6 +290,9 @@ def test_page_on_chelsea_shows_what_efficientnet_s_own_head_says(backbone):
 
     at = _page(PAGE, img="chelsea")
     assert not at.exception, [e.value for e in at.exception]
+    # The sweep's defaults are core.transfer.Recipe's (the page declares them from it).
+    assert at.slider(key="tl.steps").value == tl.Recipe().steps
+    assert at.number_input(key="tl.seed").value == tl.Recipe().seed
     model = [c.value for c in at.caption if c.value.startswith("🧠 Model:")]
     assert len(model) == 1 and "EfficientNet\\-Lite0" in model[0] and "Chelsea the cat" in model[0]
     assert "Offline demonstration" not in _text(at)

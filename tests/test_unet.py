@@ -190,3 +190,19 @@ def test_page_draws_the_net_then_trains_and_shows_dice():
     assert any("Probability of 'cell'" in c for c in captions), captions  # the active photo, segmented
     assert any("Be honest" in i.value for i in at.info)
     cu.run_compare.clear()
+
+
+def test_page_controls_start_at_the_recipe_of_core():
+    """Each control is declared once on the page, with its default taken from core.unet."""
+    from components import unet as cu
+    from tests.test_pages import _page
+
+    at = _page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    n = at.select_slider(key="unet.n")
+    assert (n.label, n.value) == ("Training images", unet.N_TRAIN)
+    e = at.slider(key="unet.epochs")
+    assert (e.label, e.value, e.min, e.max, e.step) == ("Epochs", unet.EPOCHS, *cu.EPOCH_RANGE, 1)
+    skips = at.toggle(key="unet.skips")
+    assert (skips.label, skips.value) == ("Skip connections", True)
+
