@@ -14,6 +14,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("CVLAB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# The servers the browser, load and benchmark tests start run without Streamlit's file watcher
+# (as the Docker image does): nothing edits the code under them, and its scan of every loaded
+# module adds 0.6-1.1 s to each new session's first page. tests/test_watcher.py runs the
+# default watcher on purpose.
+os.environ.setdefault("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
 
 SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"
 COCO_YOLO = SHARED_WEIGHTS / "yolo11n_coco_test.pt"
