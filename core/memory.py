@@ -127,12 +127,7 @@ def limit_arenas(n: int = ARENAS) -> str:
     global _arenas
     if _arenas is not None:
         return _arenas
-    wanted = os.environ.get(ARENAS_ENV, "").strip()
-    if wanted:
-        try:
-            n = int(wanted)
-        except ValueError:
-            pass
+    n = _env_int(ARENAS_ENV, n)
     if _at_start("MALLOC_ARENA_MAX").strip() or "arena_max" in _at_start("GLIBC_TUNABLES"):
         _arenas = "environment"
     elif n <= 0:
@@ -153,6 +148,14 @@ def limit_arenas(n: int = ARENAS) -> str:
 _mmap: str | None = None
 
 
+def _env_int(name: str, default: int) -> int:
+    """The whole number in environment variable ``name``, or ``default`` when unset or not one."""
+    try:
+        return int(os.environ.get(name, "").strip())
+    except ValueError:
+        return default
+
+
 def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> str:
     """Serve every block of ``nbytes`` or more with its own ``mmap`` for the rest of this
     process, so freeing it hands the memory straight back to the OS (once; later calls return
@@ -166,12 +169,7 @@ def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> str:
     global _mmap
     if _mmap is not None:
         return _mmap
-    wanted = os.environ.get(MMAP_ENV, "").strip()
-    if wanted:
-        try:
-            nbytes = int(wanted)
-        except ValueError:
-            pass
+    nbytes = _env_int(MMAP_ENV, nbytes)
     if _at_start("MALLOC_MMAP_THRESHOLD_").strip() or "mmap_threshold" in _at_start("GLIBC_TUNABLES"):
         _mmap = "environment"
     elif nbytes <= 0:
